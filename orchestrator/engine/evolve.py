@@ -1,0 +1,117 @@
+"""``evolve``: apply one event to a workflow's state. Pure: the given state is never changed."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import assert_never
+
+from orchestrator.engine.records import (
+    AnyEvent,
+    RequestRejected,
+    TaskCompleted,
+    TaskFailed,
+    TaskInProgress,
+    TaskScheduled,
+    TaskStatus,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowRejected,
+    WorkflowStarted,
+    WorkflowStatus,
+    WorkflowTerminated,
+)
+from orchestrator.engine.state import TaskState, WorkflowState
+
+
+def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:
+    """The state after ``event``; ``state`` is None before a workflow's first event."""
+    if state is None:
+        return _begin(event)
+    new = state.copy()
+    new.seq = event.seq
+    new.updated_at = event.at
+    match event:
+        case WorkflowStarted() | WorkflowRejected():
+            raise ValueError(f"workflow {event.workflow_id} already began (event {event.seq})")
+        case TaskScheduled():
+            new.tasks[event.task_id] = TaskState(
+                task_id=event.task_id,
+                ref_name=event.ref_name,
+                task_type=event.task_type,
+                attempt=event.attempt,
+                status=TaskStatus.SCHEDULED,
+                input=event.input,
+                scheduled_at=event.at,
+                updated_at=event.at,
+            )
+        case TaskInProgress():
+            _update_task(new, event.task_id, event.at, status=TaskStatus.IN_PROGRESS,
+                         worker_id=event.worker_id)
+        case TaskCompleted():
+            _update_task(new, event.task_id, event.at, status=TaskStatus.COMPLETED,
+                         output=event.output, worker_id=event.worker_id)
+        case TaskFailed():
+            _update_task(new, event.task_id, event.at, status=TaskStatus.FAILED,
+                         reason=event.reason, worker_id=event.worker_id)
+        case WorkflowCompleted():
+            new.status = WorkflowStatus.COMPLETED
+            new.output = event.output
+        case WorkflowFailed():
+            new.status = WorkflowStatus.FAILED
+            new.reason = event.reason
+        case WorkflowTerminated():
+            new.status = WorkflowStatus.TERMINATED
+            new.reason = event.reason
+        case RequestRejected():
+            pass
+        case _:
+            assert_never(event)
+    return new
+
+
+def _begin(event: AnyEvent) -> WorkflowState:
+    match event:
+        case WorkflowStarted():
+            return WorkflowState(
+                workflow_id=event.workflow_id,
+                name=event.name,
+                version=event.version,
+                status=WorkflowStatus.RUNNING,
+                seq=event.seq,
+                input=event.input,
+                correlation_id=event.correlation_id,
+                definition=event.definition,
+                created_at=event.at,
+                updated_at=event.at,
+            )
+        case WorkflowRejected():
+            return WorkflowState(
+                workflow_id=event.workflow_id,
+                name=event.name,
+                version=event.version,
+                status=WorkflowStatus.FAILED,
+                seq=event.seq,
+                input=event.input,
+                correlation_id=event.correlation_id,
+                reason=event.reason,
+                created_at=event.at,
+                updated_at=event.at,
+            )
+        case _:
+            raise ValueError(
+                f"workflow {event.workflow_id}: {type(event).__name__} before the workflow began"
+            )
+
+
+def _update_task(state: WorkflowState, task_id: str, at: int, **changes: object) -> None:
+    task = state.tasks.get(task_id)
+    if task is None:
+        raise ValueError(f"workflow {state.workflow_id}: event for unknown task {task_id!r}")
+    state.tasks[task_id] = dataclasses.replace(task, updated_at=at, **changes)  # type: ignore[arg-type]
+
+
+def fold(events: list[AnyEvent], state: WorkflowState | None = None) -> WorkflowState | None:
+    """The state after applying ``events`` in order."""
+    for event in events:
+        state = evolve(state, event)
+    return state

@@ -1,0 +1,264 @@
+"""The records that cross topics: requests and results (inputs), events, and task commands.
+
+Each record is a frozen dataclass; ``log.codec`` derives its Avro schema from the fields, so
+a field added here is a schema change. Free-form JSON fields are typed ``Json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
+
+Json = Any
+
+
+class WorkflowStatus(StrEnum):
+    """Where a workflow is in its life."""
+
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TERMINATED = "TERMINATED"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the workflow can no longer change."""
+        return self is not WorkflowStatus.RUNNING
+
+
+class TaskStatus(StrEnum):
+    """Where one attempt of a task is in its life."""
+
+    SCHEDULED = "SCHEDULED"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the attempt can no longer change."""
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+
+
+class ResultStatus(StrEnum):
+    """What a worker reports about an attempt."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    FAILED_WITH_TERMINAL_ERROR = "FAILED_WITH_TERMINAL_ERROR"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """Base of every record: each belongs to one workflow and is keyed by its id."""
+
+    topic_role: ClassVar[str] = ""
+    workflow_id: str
+
+
+# Requests (clients -> processor) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartWorkflow(Record):
+    """Ask for a new run of a definition (the latest version when ``version`` is None)."""
+
+    topic_role: ClassVar[str] = "requests"
+    name: str
+    version: int | None = None
+    input: Json = None
+    correlation_id: str | None = None
+    requested_at: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TerminateWorkflow(Record):
+    """Ask to stop a running workflow now."""
+
+    topic_role: ClassVar[str] = "requests"
+    reason: str = ""
+
+
+# Results (workers -> processor) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskResult(Record):
+    """What a worker reports about one attempt of one task."""
+
+    topic_role: ClassVar[str] = "results"
+    task_id: str
+    attempt: int
+    status: ResultStatus
+    output: Json = None
+    reason: str | None = None
+    error_type: str | None = None
+    worker_id: str = ""
+
+
+# Task commands (processor -> workers) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecuteTask(Record):
+    """The command a worker executes: a projection of a TaskScheduled event."""
+
+    topic_role: ClassVar[str] = "tasks"
+    task_id: str
+    attempt: int
+    task_type: str
+    ref_name: str
+    input: Json = None
+    workflow_name: str = ""
+    scheduled_at: int = 0
+
+
+# Definitions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowDefinition:
+    """A registered workflow definition, as it travels on the definitions topic."""
+
+    name: str
+    version: int
+    definition: Json
+    registered_at: int = 0
+
+
+# Events (processor -> the log) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event(Record):
+    """A fact about a workflow; ``seq`` numbers a workflow's events from 1, ``at`` is epoch ms."""
+
+    topic_role: ClassVar[str] = "events"
+    seq: int
+    at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStarted(Event):
+    """A run began, with a snapshot of the definition it follows for its whole life."""
+
+    name: str
+    version: int
+    input: Json = None
+    correlation_id: str | None = None
+    definition: Json = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowRejected(Event):
+    """A start request could not begin a run (unknown definition, bad input)."""
+
+    name: str
+    version: int | None = None
+    input: Json = None
+    correlation_id: str | None = None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskScheduled(Event):
+    """An attempt of a task was handed to workers of its type."""
+
+    task_id: str
+    ref_name: str
+    task_type: str
+    attempt: int
+    input: Json = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskInProgress(Event):
+    """A worker reported it is working on an attempt."""
+
+    task_id: str
+    attempt: int
+    worker_id: str = ""
+    output: Json = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCompleted(Event):
+    """An attempt finished with an output."""
+
+    task_id: str
+    attempt: int
+    output: Json = None
+    worker_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFailed(Event):
+    """An attempt failed; ``error_type`` names the exception class when a handler raised."""
+
+    task_id: str
+    attempt: int
+    reason: str
+    error_type: str | None = None
+    terminal: bool = False
+    worker_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowCompleted(Event):
+    """The run finished; ``output`` is the resolved outputParameters."""
+
+    output: Json = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowFailed(Event):
+    """The run failed; ``task_id`` names the task that caused it, if one did."""
+
+    reason: str
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTerminated(Event):
+    """The run was stopped on request."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestRejected(Event):
+    """A request about an existing workflow was refused; nothing else changed."""
+
+    request_type: str
+    reason: str
+
+
+Input = StartWorkflow | TerminateWorkflow | TaskResult
+AnyEvent = (
+    WorkflowStarted
+    | WorkflowRejected
+    | TaskScheduled
+    | TaskInProgress
+    | TaskCompleted
+    | TaskFailed
+    | WorkflowCompleted
+    | WorkflowFailed
+    | WorkflowTerminated
+    | RequestRejected
+)
+EVENT_TYPES: tuple[type[Event], ...] = (
+    WorkflowStarted,
+    WorkflowRejected,
+    TaskScheduled,
+    TaskInProgress,
+    TaskCompleted,
+    TaskFailed,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowTerminated,
+    RequestRejected,
+)
+INPUT_TYPES: tuple[type[Record], ...] = (StartWorkflow, TerminateWorkflow, TaskResult)
+TERMINAL_EVENTS = (WorkflowCompleted, WorkflowFailed, WorkflowTerminated, WorkflowRejected)

@@ -1,0 +1,92 @@
+"""The state of one workflow, as the fold of its events.
+
+``WorkflowState`` is replaced, never mutated in place, by ``evolve``; its ``tasks`` map holds
+frozen ``TaskState`` values. Both convert to and from plain JSON for the state store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.dsl.model import WorkflowDef
+from orchestrator.engine.records import TaskStatus, WorkflowStatus
+
+Json = Any
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """The current attempt of one task."""
+
+    task_id: str
+    ref_name: str
+    task_type: str
+    attempt: int
+    status: TaskStatus
+    input: Json = None
+    output: Json = None
+    reason: str | None = None
+    worker_id: str = ""
+    scheduled_at: int = 0
+    updated_at: int = 0
+
+    def to_json(self) -> dict[str, Json]:
+        """Plain JSON for the state store."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Json]) -> TaskState:
+        """Inverse of ``to_json``."""
+        return cls(**{**data, "status": TaskStatus(data["status"])})
+
+
+@dataclass(slots=True)
+class WorkflowState:
+    """Everything known about one workflow run, derived only from its events."""
+
+    workflow_id: str
+    name: str
+    version: int | None
+    status: WorkflowStatus
+    seq: int = 0
+    input: Json = None
+    output: Json = None
+    correlation_id: str | None = None
+    reason: str | None = None
+    definition: Json = None
+    created_at: int = 0
+    updated_at: int = 0
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    _parsed: WorkflowDef | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def workflow_def(self) -> WorkflowDef:
+        """The definition snapshot this run follows, parsed once."""
+        if self._parsed is None:
+            self._parsed = WorkflowDef.model_validate(self.definition)
+        return self._parsed
+
+    def copy(self) -> WorkflowState:
+        """A copy that can be changed without touching this state (tasks are immutable)."""
+        clone = dataclasses.replace(self)
+        clone.tasks = dict(self.tasks)
+        return clone
+
+    def to_json(self) -> dict[str, Json]:
+        """Plain JSON for the state store."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name[0] != "_"}
+        data["tasks"] = [task.to_json() for task in self.tasks.values()]
+        data["v"] = STATE_VERSION
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Json]) -> WorkflowState:
+        """Inverse of ``to_json``."""
+        fields = {k: v for k, v in data.items() if k not in ("v", "tasks")}
+        tasks = [TaskState.from_json(task) for task in data["tasks"]]
+        state = cls(**{**fields, "status": WorkflowStatus(data["status"])})
+        state.tasks = {task.task_id: task for task in tasks}
+        return state

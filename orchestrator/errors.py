@@ -1,0 +1,89 @@
+"""The one error tree of the project.
+
+Every error the project raises derives from :class:`OrchestratorError`, with one base per area.
+Errors that travel inside events are data (see ``engine.events``), not exceptions.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Root of every error the orchestrator raises."""
+
+
+# Definitions -----------------------------------------------------------------------------------
+
+
+class DefinitionError(OrchestratorError):
+    """A workflow or task definition is invalid."""
+
+    def __init__(self, message: str, *, source: str | None = None, path: str | None = None):
+        self.detail = message
+        self.source = source
+        self.path = path
+        where = ": ".join(part for part in (source, path) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ExpressionError(DefinitionError):
+    """An input expression such as ``${ref.output.x}`` cannot be parsed."""
+
+
+# Schema ----------------------------------------------------------------------------------------
+
+
+class SchemaError(OrchestratorError):
+    """A record does not match its Avro schema."""
+
+
+class UnknownSchemaError(SchemaError):
+    """A record names a schema fingerprint nobody registered."""
+
+
+class DecodeError(SchemaError):
+    """Bytes on a topic are not a record this project can decode."""
+
+
+# Broker ----------------------------------------------------------------------------------------
+
+
+class BrokerError(OrchestratorError):
+    """The Kafka broker failed or refused an operation."""
+
+
+class BrokerUnreachableError(BrokerError):
+    """No broker answered at the configured bootstrap address in time."""
+
+
+class TransactionError(BrokerError):
+    """A Kafka transaction failed; the instance drops its overlay and catches up from the log."""
+
+
+class EmbeddedBrokerError(BrokerError):
+    """The embedded broker binary is missing or did not start."""
+
+
+# State -----------------------------------------------------------------------------------------
+
+
+class StateError(OrchestratorError):
+    """The local RocksDB state is missing, corrupt or of an unknown version."""
+
+
+# Workflow --------------------------------------------------------------------------------------
+
+
+class WorkflowError(OrchestratorError):
+    """A workflow operation failed."""
+
+
+class WorkflowNotFoundError(WorkflowError):
+    """No workflow with this id exists in the log."""
+
+
+class WorkflowTimeoutError(WorkflowError):
+    """A workflow did not reach a terminal status within the time the caller allowed."""
+
+
+class HandlerError(OrchestratorError):
+    """A worker handler is declared wrongly (bad signature, duplicate task type)."""
