@@ -45,14 +45,31 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:
                 updated_at=event.at,
             )
         case TaskInProgress():
-            _update_task(new, event.task_id, event.at, status=TaskStatus.IN_PROGRESS,
-                         worker_id=event.worker_id)
+            _update_task(
+                new,
+                event.task_id,
+                event.at,
+                status=TaskStatus.IN_PROGRESS,
+                worker_id=event.worker_id,
+            )
         case TaskCompleted():
-            _update_task(new, event.task_id, event.at, status=TaskStatus.COMPLETED,
-                         output=event.output, worker_id=event.worker_id)
+            _update_task(
+                new,
+                event.task_id,
+                event.at,
+                status=TaskStatus.COMPLETED,
+                output=event.output,
+                worker_id=event.worker_id,
+            )
         case TaskFailed():
-            _update_task(new, event.task_id, event.at, status=TaskStatus.FAILED,
-                         reason=event.reason, worker_id=event.worker_id)
+            _update_task(
+                new,
+                event.task_id,
+                event.at,
+                status=TaskStatus.FAILED,
+                reason=event.reason,
+                worker_id=event.worker_id,
+            )
         case WorkflowCompleted():
             new.status = WorkflowStatus.COMPLETED
             new.output = event.output

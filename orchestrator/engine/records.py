@@ -128,6 +128,19 @@ class WorkflowDefinition:
     registered_at: int = 0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter:
+    """A record that could not be processed: the original bytes, where they were, and why."""
+
+    key: str | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    reason: str
+    payload: bytes | None = None
+    failed_at: int = 0
+
+
 # Events (processor -> the log) -----------------------------------------------------------------
 
 

@@ -1,0 +1,181 @@
+"""The client: register definitions, start and terminate workflows, read their history.
+
+Everything goes through Kafka: requests are produced to ``requests`` keyed (and partitioned)
+by workflow id; status and history are read back from ``events`` and folded with the engine,
+so the answer is the log's, not a cache's.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from orchestrator.config import Settings
+from orchestrator.dsl.model import WorkflowDef
+from orchestrator.engine.evolve import fold
+from orchestrator.engine.records import (
+    TERMINAL_EVENTS,
+    Event,
+    StartWorkflow,
+    TerminateWorkflow,
+    WorkflowDefinition,
+)
+from orchestrator.engine.state import WorkflowState
+from orchestrator.errors import WorkflowNotFoundError, WorkflowTimeoutError
+from orchestrator.log.codec import CODEC
+from orchestrator.log.kafka import check_reachable, make_consumer, make_producer, produce_and_wait
+from orchestrator.log.partitioning import partition_for
+from orchestrator.log.topics import Topics
+
+Json = Any
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Client:
+    """Talks to a deployment through its topics."""
+
+    def __init__(self, settings: Settings, *, check: bool = True) -> None:
+        if check:
+            check_reachable(settings)
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self._producer = make_producer(settings)
+
+    def register(self, definitions: Iterable[WorkflowDef]) -> list[str]:
+        """Publish definitions to the definitions topic; return their ``name:version`` keys."""
+        keys = []
+        for definition in definitions:
+            record = WorkflowDefinition(
+                name=definition.name,
+                version=definition.version,
+                definition=definition.to_json(),
+                registered_at=_now_ms(),
+            )
+            self._send(self.topics.definitions, definition.key, record, partition=0)
+            keys.append(definition.key)
+        return keys
+
+    def start(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        input: Json = None,
+        workflow_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> str:
+        """Ask for a new run; return its workflow id (a new UUID unless one is given)."""
+        workflow_id = workflow_id or str(uuid.uuid4())
+        request = StartWorkflow(
+            workflow_id=workflow_id,
+            name=name,
+            version=version,
+            input=input if input is not None else {},
+            correlation_id=correlation_id,
+            requested_at=_now_ms(),
+        )
+        self._send(
+            self.topics.requests, workflow_id, request, partition=self.partition(workflow_id)
+        )
+        return workflow_id
+
+    def terminate(self, workflow_id: str, reason: str = "") -> None:
+        """Ask to terminate a running workflow."""
+        request = TerminateWorkflow(workflow_id=workflow_id, reason=reason)
+        self._send(
+            self.topics.requests, workflow_id, request, partition=self.partition(workflow_id)
+        )
+
+    def partition(self, workflow_id: str) -> int:
+        """The partition of requests, results and events that holds ``workflow_id``."""
+        return partition_for(workflow_id, self.settings.partitions)
+
+    def end_offset(self, workflow_id: str) -> int:
+        """The current end of the workflow's events partition (where a follower starts)."""
+        consumer = make_consumer(self.settings)
+        try:
+            tp = TopicPartition(self.topics.events, self.partition(workflow_id))
+            _, high = consumer.get_watermark_offsets(tp, timeout=self.settings.connect_timeout_s)
+            return int(high)
+        finally:
+            consumer.close()
+
+    def history(self, workflow_id: str) -> list[Event]:
+        """Every event of the workflow, read from the log, in order."""
+        return list(self._read(workflow_id, 0, follow=False, timeout=60.0))
+
+    def status(self, workflow_id: str) -> WorkflowState:
+        """The workflow's state: the fold of its history."""
+        state = fold(self.history(workflow_id))  # type: ignore[arg-type]
+        if state is None:
+            raise WorkflowNotFoundError(f"no workflow {workflow_id} in {self.topics.events}")
+        return state
+
+    def wait(
+        self,
+        workflow_id: str,
+        *,
+        timeout: float = 60.0,
+        from_offset: int = 0,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> WorkflowState:
+        """Follow the workflow's events until it ends; return its final state."""
+        events = []
+        for event in self._read(workflow_id, from_offset, follow=True, timeout=timeout):
+            events.append(event)
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, TERMINAL_EVENTS):
+                if from_offset > 0:
+                    return self.status(workflow_id)
+                state = fold(events)  # type: ignore[arg-type]
+                assert state is not None
+                return state
+        raise WorkflowTimeoutError(f"workflow {workflow_id} did not finish within {timeout:g} s")
+
+    def _read(
+        self, workflow_id: str, start: int, *, follow: bool, timeout: float
+    ) -> Iterator[Event]:
+        """Events of one workflow from ``start``; without ``follow``, stop at the current end."""
+        partition = self.partition(workflow_id)
+        consumer = make_consumer(self.settings, **{"enable.partition.eof": True})
+        key = workflow_id.encode()
+        deadline = time.monotonic() + timeout
+        try:
+            consumer.assign([TopicPartition(self.topics.events, partition, start)])
+            while time.monotonic() < deadline:
+                for message in consumer.consume(500, 0.1):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF and not follow:
+                            return
+                        continue
+                    if message.key() == key:
+                        yield CODEC.decode(message.value())
+        finally:
+            consumer.close()
+        if not follow:
+            raise WorkflowTimeoutError(
+                f"reading the history of {workflow_id} took over {timeout:g} s"
+            )
+
+    def _send(self, topic: str, key: str, record: Any, partition: int | None = None) -> None:
+        produce_and_wait(
+            self._producer,
+            topic,
+            key,
+            CODEC.encode(record),
+            {"type": CODEC.type_name(record)},
+            partition=partition,
+        )
+
+    def close(self) -> None:
+        """Deliver anything pending."""
+        self._producer.flush(5)

@@ -1,0 +1,134 @@
+"""One batch of inputs: decide over each, collect what the transaction must write.
+
+The batch reads workflow state through an overlay (states changed earlier in this batch win
+over the store) and never writes the store itself; the loop does that after the commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from orchestrator.engine import Definitions, decide, evolve
+from orchestrator.engine.records import (
+    DeadLetter,
+    Event,
+    ExecuteTask,
+    Input,
+    Record,
+    StartWorkflow,
+    TaskScheduled,
+)
+from orchestrator.engine.state import WorkflowState
+from orchestrator.errors import OrchestratorError
+from orchestrator.log.codec import CODEC
+from orchestrator.log.partitioning import partition_for
+from orchestrator.processor.store import PartitionStore
+from orchestrator.telemetry import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Batch:
+    """Everything one transaction writes, and the states to store once it commits."""
+
+    now: int
+    events: list[tuple[int, Event]] = field(default_factory=list)
+    commands: list[ExecuteTask] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    dirty: dict[int, dict[str, WorkflowState]] = field(default_factory=dict)
+
+    def state(
+        self, partition: int, store: PartitionStore, workflow_id: str
+    ) -> WorkflowState | None:
+        """The workflow's state as of everything decided so far in this batch."""
+        changed = self.dirty.get(partition, {}).get(workflow_id)
+        return changed if changed is not None else store.get(workflow_id)
+
+    def dead_letter(self, message: Any, reason: str) -> None:
+        """Send ``message`` to dead-letters with ``reason``."""
+        key = message.key()
+        self.dead_letters.append(
+            DeadLetter(
+                key=key.decode(errors="replace") if key is not None else None,
+                source_topic=message.topic(),
+                source_partition=message.partition(),
+                source_offset=message.offset(),
+                reason=reason,
+                payload=message.value(),
+                failed_at=self.now,
+            )
+        )
+        log.warning(
+            "dead-lettered record", topic=message.topic(), offset=message.offset(), reason=reason
+        )
+
+
+def decode_input(message: Any, partitions: int) -> Input:
+    """The request or result in ``message``; raises OrchestratorError naming what is wrong."""
+    record = CODEC.decode(message.value())
+    if not isinstance(record, Record) or record.topic_role not in ("requests", "results"):
+        raise OrchestratorError(
+            f"a {type(record).__name__} record does not belong on {message.topic()}"
+        )
+    home = partition_for(record.workflow_id, partitions)
+    if home != message.partition():
+        raise OrchestratorError(
+            f"record for workflow {record.workflow_id!r} arrived on partition "
+            f"{message.partition()} but belongs on {home} (key it by workflow id)"
+        )
+    return record  # type: ignore[return-value]
+
+
+def apply_input(
+    batch: Batch, partition: int, store: PartitionStore, item: Input, definitions: Definitions
+) -> None:
+    """Decide ``item`` against the current state and add the outcome to ``batch``."""
+    state = batch.state(partition, store, item.workflow_id)
+    decision = decide(state, item, definitions, batch.now)
+    if decision.ignored is not None:
+        log.info(
+            "input ignored",
+            workflow_id=item.workflow_id,
+            input=type(item).__name__,
+            reason=decision.ignored,
+        )
+        return
+    for event in decision.events:
+        state = evolve(state, event)
+        batch.events.append((partition, event))
+        if isinstance(event, TaskScheduled):
+            batch.commands.append(command_for(event, state))
+    if state is not None:
+        batch.dirty.setdefault(partition, {})[item.workflow_id] = state
+
+
+def command_for(event: TaskScheduled, state: WorkflowState) -> ExecuteTask:
+    """The task command a TaskScheduled event projects to."""
+    return ExecuteTask(
+        workflow_id=event.workflow_id,
+        task_id=event.task_id,
+        attempt=event.attempt,
+        task_type=event.task_type,
+        ref_name=event.ref_name,
+        input=event.input,
+        workflow_name=state.name,
+        scheduled_at=event.at,
+    )
+
+
+def needs_definitions(items: list[Input], definitions: Definitions) -> bool:
+    """Whether a start request in ``items`` names a definition the table lacks."""
+    return any(
+        isinstance(item, StartWorkflow) and definitions.get(item.name, item.version) is None
+        for item in items
+    )
+
+
+def bind_workflow(workflow_id: str) -> None:
+    """Bind the workflow id into every log line until the next bind."""
+    structlog.contextvars.bind_contextvars(workflow_id=workflow_id)

@@ -1,0 +1,95 @@
+"""The global table of workflow definitions, read from the compacted ``definitions`` topic.
+
+Every processor holds all definitions. A start request naming a definition the table has not
+seen makes the processor read the topic to its end before it rejects the request, so a
+definition registered just before a start is never missed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from orchestrator.config import Settings
+from orchestrator.dsl.model import WorkflowDef
+from orchestrator.dsl.validate import parse_definition
+from orchestrator.engine.records import WorkflowDefinition
+from orchestrator.errors import OrchestratorError
+from orchestrator.log.codec import CODEC
+from orchestrator.log.kafka import make_consumer
+from orchestrator.log.topics import Topics
+from orchestrator.telemetry import get_logger
+
+log = get_logger(__name__)
+
+
+class DefinitionTable:
+    """All versions of all workflow definitions, kept up to date from the log."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._topic = Topics(settings.topic_prefix).definitions
+        self._consumer: Any = make_consumer(
+            settings,
+            group_id=None,
+            **{"enable.partition.eof": True, "isolation.level": "read_committed"},
+        )
+        self._consumer.assign([TopicPartition(self._topic, 0, 0)])
+        self._by_name: dict[str, dict[int, WorkflowDef]] = {}
+
+    def get(self, name: str, version: int | None = None) -> WorkflowDef | None:
+        """The definition ``name`` at ``version``, or its latest version when None."""
+        versions = self._by_name.get(name)
+        if not versions:
+            return None
+        if version is None:
+            return versions[max(versions)]
+        return versions.get(version)
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Apply whatever new definitions have arrived, without waiting for more."""
+        for message in self._consumer.consume(1000, timeout):
+            self._apply(message)
+
+    def refresh(self, timeout: float = 5.0) -> None:
+        """Read the topic up to its current end, waiting at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        partition = TopicPartition(self._topic, 0)
+        _, end = self._consumer.get_watermark_offsets(partition, timeout=timeout)
+        while self._position(partition) < end and time.monotonic() < deadline:
+            for message in self._consumer.consume(1000, 0.1):
+                self._apply(message)
+
+    def _position(self, partition: TopicPartition) -> int:
+        offset: int = self._consumer.position([partition])[0].offset
+        return max(offset, 0)
+
+    def _apply(self, message: Any) -> bool:
+        """Apply one message; True when it marks the end of the topic."""
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                return True
+            log.warning("definitions topic error", error=str(error))
+            return False
+        name, _, version = (message.key() or b"").decode().rpartition(":")
+        if message.value() is None:
+            self._by_name.get(name, {}).pop(int(version), None)
+            return False
+        try:
+            record = CODEC.decode(message.value())
+            if not isinstance(record, WorkflowDefinition):
+                raise OrchestratorError(f"unexpected {type(record).__name__} record")
+            definition = parse_definition(
+                record.definition, source=f"definitions@{message.offset()}"
+            )
+        except OrchestratorError as exc:
+            log.error("skipping unreadable definition", offset=message.offset(), error=str(exc))
+            return False
+        self._by_name.setdefault(definition.name, {})[definition.version] = definition
+        return False
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self._consumer.close()

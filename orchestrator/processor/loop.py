@@ -1,0 +1,242 @@
+"""The exactly-once processor: consume requests and results, decide, commit, store.
+
+For each batch (the order is the design's invariant):
+
+1. decode every input; decide and evolve each against the batch overlay of the owned
+   partition's state (the store is not touched);
+2. in one Kafka transaction, produce the events, the task commands and the dead letters, and
+   add the consumed offsets (``send_offsets_to_transaction``, fenced by group metadata);
+3. commit the transaction;
+4. only then write each partition's changed states with its new checkpoint (the offset of its
+   last event) to RocksDB, in one write batch per partition.
+
+A failed transaction is fatal for the session: the overlay is dropped, the clients are closed,
+and a new session rejoins the group and catches up from the log.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from orchestrator.config import Settings
+from orchestrator.errors import OrchestratorError, TransactionError
+from orchestrator.log.codec import CODEC
+from orchestrator.log.kafka import admin_client, make_consumer, make_producer
+from orchestrator.log.topics import Topics, ensure_task_topic
+from orchestrator.processor.batch import Batch, apply_input, decode_input, needs_definitions
+from orchestrator.processor.catchup import catch_up
+from orchestrator.processor.definitions import DefinitionTable
+from orchestrator.processor.store import PartitionStore, partition_path
+from orchestrator.telemetry import get_logger
+
+log = get_logger(__name__)
+MAX_BATCH = 1000
+POLL_TIMEOUT_S = 0.05
+TX_TIMEOUT_S = 30.0
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds: the only clock the engine's decisions see."""
+    return int(time.time() * 1000)
+
+
+class Processor:
+    """One processor instance: a member of the processor group that owns some partitions."""
+
+    def __init__(self, settings: Settings, instance_id: str) -> None:
+        self.settings = settings
+        self.instance_id = instance_id
+        self.topics = Topics(settings.topic_prefix)
+        self.stores: dict[int, PartitionStore] = {}
+        self.ready = threading.Event()
+        self._admin = admin_client(settings)
+        self._definitions: DefinitionTable | None = None
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._catchup: Any = None
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group every processor instance of this deployment joins."""
+        return f"{self.settings.topic_prefix}processor"
+
+    def run(self, stop: threading.Event) -> None:
+        """Process until ``stop`` is set; a failed session is closed and a new one begins."""
+        while not stop.is_set():
+            try:
+                self._open()
+                self._loop(stop)
+            except TransactionError as exc:
+                log.error("transaction failed; rejoining and catching up", error=str(exc))
+            finally:
+                self._close()
+
+    # Session ----------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        self._definitions = DefinitionTable(self.settings)
+        self._definitions.refresh()
+        self._producer = make_producer(
+            self.settings,
+            transactional_id=f"{self.settings.topic_prefix}processor-{self.instance_id}",
+            **{"transaction.timeout.ms": 60000},
+        )
+        self._producer.init_transactions(TX_TIMEOUT_S)
+        self._catchup = make_consumer(
+            self.settings, group_id=None, **{"enable.partition.eof": True}
+        )
+        self._consumer = make_consumer(self.settings, group_id=self.group_id)
+        self._consumer.subscribe(
+            [self.topics.requests, self.topics.results],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        log.info("processor session started", instance=self.instance_id, group=self.group_id)
+
+    def _close(self) -> None:
+        self.ready.clear()
+        for client in (self._consumer, self._catchup, self._definitions):
+            if client is not None:
+                try:
+                    client.close()
+                except (KafkaException, RuntimeError) as exc:
+                    log.warning("error closing client", error=str(exc))
+        self._consumer = self._catchup = self._definitions = None
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None
+        self._close_stores(list(self.stores))
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        owned = sorted({tp.partition for tp in partitions if tp.topic == self.topics.requests})
+        for number in owned:
+            store = PartitionStore(
+                partition_path(self.settings.state_dir, self.settings.topic_prefix, number)
+            )
+            result = catch_up(self._catchup, self.topics.events, number, store)
+            self.stores[number] = store
+            log.info(
+                "partition assigned",
+                partition=number,
+                replayed=result.events,
+                checkpoint=result.checkpoint,
+                seconds=round(result.seconds, 3),
+            )
+        self.ready.set()
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._close_stores(sorted({tp.partition for tp in partitions}))
+
+    def _close_stores(self, numbers: list[int]) -> None:
+        for number in numbers:
+            store = self.stores.pop(number, None)
+            if store is not None:
+                store.close()
+                log.info("partition released", partition=number)
+
+    # Batches ----------------------------------------------------------------------------------
+
+    def _loop(self, stop: threading.Event) -> None:
+        assert self._definitions is not None
+        while not stop.is_set():
+            messages = self._consumer.consume(MAX_BATCH, POLL_TIMEOUT_S)
+            self._definitions.poll()
+            if messages:
+                self._process(messages)
+
+    def _process(self, messages: list[Any]) -> None:
+        batch = Batch(now=now_ms())
+        decoded = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error", error=str(error))
+                continue
+            batch.offsets[(message.topic(), message.partition())] = message.offset() + 1
+            try:
+                decoded.append((message, decode_input(message, self.settings.partitions)))
+            except OrchestratorError as exc:
+                batch.dead_letter(message, str(exc))
+        assert self._definitions is not None
+        if needs_definitions([item for _, item in decoded], self._definitions):
+            self._definitions.refresh()
+        for message, item in decoded:
+            store = self.stores.get(message.partition())
+            if store is None:
+                raise TransactionError(
+                    f"input for partition {message.partition()}, which is not owned"
+                )
+            apply_input(batch, message.partition(), store, item, self._definitions)
+        checkpoints = self._commit(batch)
+        self._store(batch, checkpoints)
+
+    def _commit(self, batch: Batch) -> dict[int, int]:
+        """Steps 2 and 3: produce everything and the offsets in one transaction; commit it."""
+        last_offsets: dict[int, int] = {}
+
+        def delivered(error: Any, message: Any) -> None:
+            if error is None:
+                partition = message.partition()
+                last_offsets[partition] = max(last_offsets.get(partition, -1), message.offset())
+
+        for task_type in {command.task_type for command in batch.commands}:
+            ensure_task_topic(self._admin, self.settings, task_type)
+        try:
+            self._producer.begin_transaction()
+            for partition, event in batch.events:
+                self._produce(self.topics.events, event.workflow_id, event, partition, delivered)
+            for command in batch.commands:
+                self._produce(self.topics.tasks(command.task_type), command.workflow_id, command)
+            for letter in batch.dead_letters:
+                self._produce(self.topics.dead_letters, letter.key, letter)
+            offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
+            self._producer.send_offsets_to_transaction(
+                offsets, self._consumer.consumer_group_metadata(), TX_TIMEOUT_S
+            )
+            self._producer.commit_transaction(TX_TIMEOUT_S)
+        except KafkaException as exc:
+            self._abort()
+            raise TransactionError(
+                f"transaction of {len(batch.events)} events failed: {exc}"
+            ) from exc
+        self._producer.poll(0)
+        return last_offsets
+
+    def _produce(
+        self,
+        topic: str,
+        key: str | None,
+        record: Any,
+        partition: int | None = None,
+        callback: Any = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"on_delivery": callback} if callback else {}
+        if partition is not None:
+            kwargs["partition"] = partition
+        self._producer.produce(
+            topic,
+            key=key.encode() if key is not None else None,
+            value=CODEC.encode(record),
+            headers={"type": CODEC.type_name(record)},
+            **kwargs,
+        )
+
+    def _abort(self) -> None:
+        try:
+            self._producer.abort_transaction(TX_TIMEOUT_S)
+        except KafkaException as exc:
+            log.warning("abort failed", error=str(exc))
+
+    def _store(self, batch: Batch, checkpoints: dict[int, int]) -> None:
+        """Step 4: write each partition's changed states and its checkpoint atomically."""
+        for partition, states in batch.dirty.items():
+            checkpoint = checkpoints.get(partition)
+            if checkpoint is None:
+                raise TransactionError(f"no delivery report for events of partition {partition}")
+            self.stores[partition].write(states, checkpoint)
