@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import TopicPartition
 
 from orchestrator.config import Settings
 from orchestrator.dsl.model import WorkflowDef
@@ -29,6 +29,7 @@ from orchestrator.errors import WorkflowNotFoundError, WorkflowTimeoutError
 from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import check_reachable, make_consumer, make_producer, produce_and_wait
 from orchestrator.log.partitioning import partition_for
+from orchestrator.log.reader import read_events
 from orchestrator.log.topics import Topics
 
 Json = Any
@@ -144,27 +145,14 @@ class Client:
         self, workflow_id: str, start: int, *, follow: bool, timeout: float
     ) -> Iterator[Event]:
         """Events of one workflow from ``start``; without ``follow``, stop at the current end."""
-        partition = self.partition(workflow_id)
-        consumer = make_consumer(self.settings, **{"enable.partition.eof": True})
-        key = workflow_id.encode()
-        deadline = time.monotonic() + timeout
-        try:
-            consumer.assign([TopicPartition(self.topics.events, partition, start)])
-            while time.monotonic() < deadline:
-                for message in consumer.consume(500, 0.1):
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF and not follow:
-                            return
-                        continue
-                    if message.key() == key:
-                        yield CODEC.decode(message.value())
-        finally:
-            consumer.close()
-        if not follow:
-            raise WorkflowTimeoutError(
-                f"reading the history of {workflow_id} took over {timeout:g} s"
-            )
+        return read_events(
+            self.settings,
+            [self.partition(workflow_id)],
+            key=workflow_id,
+            start=start,
+            follow=follow,
+            timeout=timeout,
+        )
 
     def _send(self, topic: str, key: str, record: Any, partition: int | None = None) -> None:
         produce_and_wait(

@@ -14,8 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from jsonpath_ng.exceptions import JsonPathParserError  # type: ignore[import-untyped]
-from jsonpath_ng.ext import parse as jsonpath_parse  # type: ignore[import-untyped]
+from jsonpath_ng.exceptions import JsonPathParserError
+from jsonpath_ng.ext import parse as jsonpath_parse  # type: ignore[attr-defined]
 
 from orchestrator.errors import ExpressionError
 

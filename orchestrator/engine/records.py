@@ -275,3 +275,12 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 )
 INPUT_TYPES: tuple[type[Record], ...] = (StartWorkflow, TerminateWorkflow, TaskResult)
 TERMINAL_EVENTS = (WorkflowCompleted, WorkflowFailed, WorkflowTerminated, WorkflowRejected)
+
+
+def as_json(record: Any) -> dict[str, Json]:
+    """A record as a JSON object: its fields, plus ``type``, its record type name."""
+    data: dict[str, Json] = {"type": type(record).__name__}
+    for name in record.__dataclass_fields__:
+        value = getattr(record, name)
+        data[name] = value.hex() if isinstance(value, bytes) else value
+    return data

@@ -139,7 +139,9 @@ class RecordCodec:
         if record_type is None:
             raise UnknownSchemaError(f"unknown schema fingerprint {fingerprint:016x}")
         try:
-            datum = schemaless_reader(io.BytesIO(data[10:]), record_type.parsed, None)
+            datum: dict[str, Any] = schemaless_reader(  # type: ignore[assignment]
+                io.BytesIO(data[10:]), record_type.parsed, None
+            )
             for name in record_type.json_fields:
                 datum[name] = orjson.loads(datum[name])
             for name, convert in record_type.converters.items():

@@ -68,19 +68,22 @@ class PartitionStore:
 
     def workflows(self) -> Iterator[WorkflowState]:
         """Every stored workflow, in key order."""
-        for key, value in self._db.items(from_key=WORKFLOW_PREFIX):
-            if not key.startswith(WORKFLOW_PREFIX):
-                break
+        for _, value in self._rows():
             yield WorkflowState.from_json(orjson.loads(value))
 
     def digest(self) -> str:
         """SHA-256 over every workflow row, to compare two stores' contents."""
         sha = hashlib.sha256()
-        for key, value in self._db.items(from_key=WORKFLOW_PREFIX):
-            if not key.startswith(WORKFLOW_PREFIX):
-                break
+        for key, value in self._rows():
             sha.update(key + b"\0" + orjson.dumps(orjson.loads(value), option=orjson.OPT_SORT_KEYS))
         return sha.hexdigest()
+
+    def _rows(self) -> Iterator[tuple[bytes, bytes]]:
+        """Raw (key, value) pairs of the workflow table."""
+        for key, value in self._db.items(from_key=WORKFLOW_PREFIX):
+            if not isinstance(key, bytes) or not key.startswith(WORKFLOW_PREFIX):
+                break
+            yield key, bytes(value)
 
     def close(self) -> None:
         """Flush and close the database."""
