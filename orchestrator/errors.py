@@ -63,6 +63,14 @@ class EmbeddedBrokerError(BrokerError):
     """The embedded broker binary is missing or did not start."""
 
 
+class TopicNameError(BrokerError):
+    """A prefix or task type cannot form a legal Kafka topic name."""
+
+
+class TopicLayoutError(BrokerError):
+    """Existing topics break co-partitioning: requests, results and events differ in partitions."""
+
+
 # State -----------------------------------------------------------------------------------------
 
 
@@ -87,3 +95,7 @@ class WorkflowTimeoutError(WorkflowError):
 
 class HandlerError(OrchestratorError):
     """A worker handler is declared wrongly (bad signature, duplicate task type)."""
+
+
+class TerminalError(OrchestratorError):
+    """Raised by a task handler for a failure retrying cannot fix: FAILED_WITH_TERMINAL_ERROR."""

@@ -38,43 +38,39 @@ class CatchUpResult:
 def catch_up(
     consumer: Any, topic: str, partition: int, store: PartitionStore, timeout: float = 120.0
 ) -> CatchUpResult:
-    """Replay ``topic``/``partition`` from the store's checkpoint to the end into the store."""
+    """Replay ``topic``/``partition`` from the store's checkpoint to the end into the store.
+
+    The end is where the read_committed consumer reports end-of-partition (``consumer`` must be
+    created with ``enable.partition.eof``): the last stable offset. Watermarks are not used,
+    because a broker may count transaction markers in them or report 0 while a transaction
+    is open.
+    """
     started = time.monotonic()
-    tp = TopicPartition(topic, partition)
-    _, end = consumer.get_watermark_offsets(tp, timeout=timeout)
-    checkpoint = store.checkpoint
-    position, count = checkpoint + 1, 0
+    checkpoint, count = store.checkpoint, 0
     pending: dict[str, WorkflowState] = {}
-    consumer.assign([TopicPartition(topic, partition, position)])
+    consumer.assign([TopicPartition(topic, partition, checkpoint + 1)])
     try:
-        while position < end:
+        at_end = False
+        while not at_end:
             if time.monotonic() - started > timeout:
-                raise StateError(f"catch-up of {topic}[{partition}] stalled at offset {position}")
+                raise StateError(f"catch-up of {topic}[{partition}] stalled after {checkpoint}")
             for message in consumer.consume(1000, 0.2):
                 error = message.error()
                 if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        end = min(end, message.offset())
-                        continue
-                    raise StateError(f"catch-up of {topic}[{partition}]: {error}")
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise StateError(f"catch-up of {topic}[{partition}]: {error}")
+                    at_end = True
+                    continue
                 _fold_one(message, store, pending)
                 checkpoint, count = message.offset(), count + 1
-                position = checkpoint + 1
             if len(pending) >= FLUSH_EVERY:
                 store.write(pending, checkpoint)
                 pending.clear()
-            position = max(position, _position(consumer, tp))
-        if pending or count:
+        if count:
             store.write(pending, checkpoint)
     finally:
         consumer.unassign()
     return CatchUpResult(partition, count, checkpoint, time.monotonic() - started)
-
-
-def _position(consumer: Any, tp: TopicPartition) -> int:
-    """Where the consumer stands; it moves past transaction markers without messages."""
-    offset: int = consumer.position([tp])[0].offset
-    return max(offset, 0)
 
 
 def _fold_one(message: Any, store: PartitionStore, pending: dict[str, WorkflowState]) -> None:
