@@ -30,7 +30,7 @@ _STEP = re.compile(r"\.?([\w\-]+)|\[(\d+)\]")
 class Path:
     """A compiled expression path, evaluated against a context document."""
 
-    __slots__ = ("_jsonpath", "root", "steps", "text")
+    __slots__ = ("_jsonpath", "indefinite", "root", "steps", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text.strip()
@@ -46,14 +46,16 @@ class Path:
             except (JsonPathParserError, Exception) as exc:
                 raise ExpressionError(f"cannot parse expression ${{{self.text}}}: {exc}") from exc
         self.root = self.text.split(".", 1)[0].split("[", 1)[0]
+        # JSONPath that can match many nodes (wildcards, filters, deep scan, slices) is a list.
+        self.indefinite = any(token in self.text for token in ("*", "..", "?(", ":"))
 
     def evaluate(self, context: Mapping[str, Json]) -> Json:
         """The value this path names in ``context``, or ``None``."""
         if self._jsonpath is not None:
             matches = [match.value for match in self._jsonpath.find(context)]
-            if not matches:
-                return None
-            return matches[0] if len(matches) == 1 else matches
+            if self.indefinite:
+                return matches
+            return matches[0] if matches else None
         value: Json = context
         for step in self.steps:
             if isinstance(step, int):
@@ -74,14 +76,10 @@ def compile_path(text: str) -> Path:
 
 
 @lru_cache(maxsize=8192)
-def _template(text: str) -> tuple[Path | None, tuple[tuple[str, Path], ...]]:
-    """Split a string into (whole-string path) or (literal prefix, path) pieces."""
+def _whole(text: str) -> Path | None:
+    """The path of a string that is exactly one expression, else None."""
     whole = _EXPRESSION.fullmatch(text)
-    if whole:
-        return compile_path(whole.group(1)), ()
-    return None, tuple(
-        (match.group(0), compile_path(match.group(1))) for match in _EXPRESSION.finditer(text)
-    )
+    return compile_path(whole.group(1)) if whole else None
 
 
 def _as_text(value: Json) -> str:
@@ -97,13 +95,12 @@ def resolve(template: Json, context: Mapping[str, Json]) -> Json:
     if isinstance(template, str):
         if "${" not in template:
             return template
-        whole, parts = _template(template)
+        whole = _whole(template)
         if whole is not None:
             return whole.evaluate(context)
-        text = template
-        for source, path in parts:
-            text = text.replace(source, _as_text(path.evaluate(context)), 1)
-        return text
+        return _EXPRESSION.sub(
+            lambda m: _as_text(compile_path(m.group(1)).evaluate(context)), template
+        )
     if isinstance(template, dict):
         return {key: resolve(value, context) for key, value in template.items()}
     if isinstance(template, list):

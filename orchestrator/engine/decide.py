@@ -113,8 +113,8 @@ def _start(emitter: _Emitter, request: StartWorkflow, definitions: Definitions) 
     return None
 
 
-def _result(emitter: _Emitter, result: TaskResult) -> str | None:
-    state = emitter.state
+def _unusable(state: WorkflowState | None, result: TaskResult) -> str | None:
+    """Why ``result`` cannot apply to ``state`` (unknown, stale, duplicate), or None."""
     if state is None:
         return f"result for unknown workflow {result.workflow_id}"
     if state.status.terminal:
@@ -126,6 +126,16 @@ def _result(emitter: _Emitter, result: TaskResult) -> str | None:
         return f"stale result for attempt {result.attempt} (current attempt is {task.attempt})"
     if task.status.terminal:
         return f"duplicate result: attempt {task.attempt} is already {task.status}"
+    return None
+
+
+def _result(emitter: _Emitter, result: TaskResult) -> str | None:
+    state = emitter.state
+    reason = _unusable(state, result)
+    if reason is not None:
+        return reason
+    assert state is not None
+    task = state.tasks[result.task_id]
     common = {"task_id": task.task_id, "attempt": task.attempt, "worker_id": result.worker_id}
     match result.status:
         case ResultStatus.IN_PROGRESS:
@@ -135,13 +145,16 @@ def _result(emitter: _Emitter, result: TaskResult) -> str | None:
             _advance(emitter, state)
         case ResultStatus.FAILED | ResultStatus.FAILED_WITH_TERMINAL_ERROR:
             reason = result.reason or "the worker reported a failure without a reason"
-            emitter.emit(
+            state = emitter.emit(
                 TaskFailed,
                 reason=reason,
                 error_type=result.error_type,
                 terminal=result.status is ResultStatus.FAILED_WITH_TERMINAL_ERROR,
                 **common,
             )
+            if _is_optional(state, task.ref_name):
+                _advance(emitter, state)
+                return None
             emitter.emit(
                 WorkflowFailed,
                 reason=f"task {task.ref_name!r} failed: {reason}",
@@ -189,6 +202,13 @@ def context(state: WorkflowState) -> dict[str, Json]:
         "status": str(state.status),
     }
     return document
+
+
+def _is_optional(state: WorkflowState, ref_name: str) -> bool:
+    """Whether the definition marks the task optional (its failure does not fail the run)."""
+    return any(
+        task.optional for task in state.workflow_def.tasks if task.taskReferenceName == ref_name
+    )
 
 
 def _next_task(state: WorkflowState) -> WorkflowTask | None:

@@ -50,6 +50,9 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:
                 event.task_id,
                 event.at,
                 status=TaskStatus.IN_PROGRESS,
+                output=event.output
+                if event.output is not None
+                else new.tasks[event.task_id].output,
                 worker_id=event.worker_id,
             )
         case TaskCompleted():

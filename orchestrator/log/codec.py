@@ -138,18 +138,22 @@ class RecordCodec:
         record_type = self._by_fingerprint.get(fingerprint)
         if record_type is None:
             raise UnknownSchemaError(f"unknown schema fingerprint {fingerprint:016x}")
+        body = io.BytesIO(data[10:])
         try:
             datum: dict[str, Any] = schemaless_reader(  # type: ignore[assignment]
-                io.BytesIO(data[10:]), record_type.parsed, None
+                body, record_type.parsed, None
             )
+            if body.tell() != len(data) - 10:
+                raise ValueError(f"{len(data) - 10 - body.tell()} bytes left after the record")
             for name in record_type.json_fields:
                 datum[name] = orjson.loads(datum[name])
             for name, convert in record_type.converters.items():
                 if datum[name] is not None:
                     datum[name] = convert(datum[name])
             return record_type.cls(**datum)
-        except (EOFError, ValueError, TypeError, KeyError, orjson.JSONDecodeError) as exc:
-            raise DecodeError(f"corrupt {record_type.name} record: {exc}") from exc
+        except (EOFError, IndexError, ValueError, TypeError, KeyError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise DecodeError(f"corrupt {record_type.name} record: {detail}") from exc
 
     def type_name(self, record: Any) -> str:
         """The record type name, for the ``type`` header."""

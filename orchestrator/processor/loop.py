@@ -163,6 +163,8 @@ class Processor:
                 decoded.append((message, decode_input(message, self.settings.partitions)))
             except OrchestratorError as exc:
                 batch.dead_letter(message, str(exc))
+            except Exception as exc:  # noqa: BLE001 - no input may stop the processor
+                batch.dead_letter(message, f"undecodable record: {type(exc).__name__}: {exc}")
         assert self._definitions is not None
         if needs_definitions([item for _, item in decoded], self._definitions):
             self._definitions.refresh()

@@ -93,7 +93,8 @@ def test_invalid_definition_names_file_and_path_and_publishes_nothing(
     bad.write_bytes(orjson.dumps({"name": "x", "tasks": [{"name": "a"}]}))
     result = cli(topics, "definitions", "register", str(good), str(bad))
     assert result.returncode != 0
-    assert "bad.json" in result.stderr and "tasks[0].taskReferenceName" in result.stderr
+    assert "bad.json" in result.stderr
+    assert "tasks[0].taskReferenceName" in result.stderr
     assert "Traceback" not in result.stderr
     assert end_offsets(topics, Topics(topics.topic_prefix).definitions, 1) == [0]
 

@@ -175,7 +175,8 @@ def test_two_processors_share_partitions_and_hand_over(
     assert_eventually(lambda: completed_count(topics) == 30, timeout=90, interval=0.5)
     owned_a = {p.name for p in (tmp_path / "state-a").rglob("p0*")}
     owned_b = {p.name for p in (tmp_path / "state-b").rglob("p0*")}
-    assert owned_a and owned_b, "both instances should own partitions"
+    assert owned_a, "instance a should own partitions"
+    assert owned_b, "instance b should own partitions"
     assert not owned_a & owned_b, f"partitions owned twice: {owned_a & owned_b}"
 
     processor_processes.kill(first, sig=15)
