@@ -28,7 +28,9 @@ def chain(tasks: int) -> dict[str, object]:
         {
             "name": "bench_step",
             "taskReferenceName": f"s{i}",
-            "inputParameters": {"n": "${workflow.input.n}" if i == 0 else f"${{s{i - 1}.output.n}}"},
+            "inputParameters": {
+                "n": "${workflow.input.n}" if i == 0 else f"${{s{i - 1}.output.n}}"
+            },
         }
         for i in range(tasks)
     ]
@@ -41,20 +43,48 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=100.0,
+        help="workflow starts/s in the latency phase (below saturation)",
+    )
+    parser.add_argument("--latency-workflows", type=int, default=300)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, bench_settings(state_dir=Path(tmp)) as settings:
-        with LocalStack(settings, embedded_broker=False) as stack:
-            stack.spawn("processor", "processor", "--instance-id", "bench", log_path=Path(tmp) / "p.log")
-            stack.spawn("worker", "worker", "workers.bench", "--concurrency", str(args.concurrency),
-                        log_path=Path(tmp) / "w.log")
-            client = Client(settings)
-            client.register([parse_definition(chain(args.tasks))])
-            warm = client.start("bench_chain", version=args.tasks, input={"n": 0})
-            client.wait(warm, timeout=120)  # both group joins done, topics created
-            began = time.monotonic()
-            ids = [client.start("bench_chain", version=args.tasks, input={"n": i})
-                   for i in range(args.workflows)]
-            report(settings, set(ids), began, args.tasks)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        bench_settings(state_dir=Path(tmp)) as settings,
+        LocalStack(settings, embedded_broker=False) as stack,
+    ):
+        stack.spawn(
+            "processor", "processor", "--instance-id", "bench", log_path=Path(tmp) / "p.log"
+        )
+        stack.spawn(
+            "worker",
+            "worker",
+            "workers.bench",
+            "--concurrency",
+            str(args.concurrency),
+            log_path=Path(tmp) / "w.log",
+        )
+        client = Client(settings)
+        client.register([parse_definition(chain(args.tasks))])
+        warm = client.start("bench_chain", version=args.tasks, input={"n": 0})
+        client.wait(warm, timeout=120)  # both group joins done, topics created
+        print(f"throughput phase: {args.workflows} workflows started at once")
+        began = time.monotonic()
+        ids = [
+            client.start("bench_chain", version=args.tasks, input={"n": i})
+            for i in range(args.workflows)
+        ]
+        report(settings, set(ids), began, args.tasks)
+        print(f"latency phase: {args.latency_workflows} workflows at {args.rate:g} starts/s")
+        began = time.monotonic()
+        ids = []
+        for i in range(args.latency_workflows):
+            time.sleep(max(0.0, began + i / args.rate - time.monotonic()))
+            ids.append(client.start("bench_chain", version=args.tasks, input={"n": i}))
+        report(settings, set(ids), began, args.tasks)
 
 
 def report(settings: Settings, ids: set[str], began: float, tasks: int) -> None:
@@ -75,7 +105,9 @@ def report(settings: Settings, ids: set[str], began: float, tasks: int) -> None:
     events.close()
     elapsed = time.monotonic() - began
     print(f"workflows: {len(ids)} x {tasks} tasks in {elapsed:.2f} s")
-    print(f"throughput: {len(ids) / elapsed:.0f} workflows/s, {len(latencies) / elapsed:.0f} tasks/s")
+    print(
+        f"throughput: {len(ids) / elapsed:.0f} workflows/s, {len(latencies) / elapsed:.0f} tasks/s"
+    )
     print(
         f"per-task latency: p50 {percentile(latencies, 50):.1f} ms, "
         f"p99 {percentile(latencies, 99):.1f} ms"

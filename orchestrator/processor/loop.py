@@ -144,10 +144,21 @@ class Processor:
     def _loop(self, stop: threading.Event) -> None:
         assert self._definitions is not None
         while not stop.is_set():
-            messages = self._consumer.consume(MAX_BATCH, POLL_TIMEOUT_S)
+            messages = self._next_batch()
             self._definitions.poll()
             if messages:
                 self._process(messages)
+
+    def _next_batch(self) -> list[Any]:
+        """Wait for one record, then take what else is already fetched, without waiting.
+
+        ``consume(n, timeout)`` blocks until ``n`` records or the timeout, which would add the
+        whole timeout to every task's latency under light load.
+        """
+        first = self._consumer.poll(POLL_TIMEOUT_S)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(MAX_BATCH - 1, 0)]
 
     def _process(self, messages: list[Any]) -> None:
         batch = Batch(now=now_ms())

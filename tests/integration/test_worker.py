@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from structlog.testing import capture_logs
 
+import workers
 from orchestrator.client import Client
 from orchestrator.config import Settings
-from orchestrator.dsl import parse_definition
+from orchestrator.dsl import load_definition_file, parse_definition
 from orchestrator.engine.records import (
     DeadLetter,
     ExecuteTask,
@@ -33,6 +40,7 @@ from orchestrator.log.topics import Topics, ensure_task_topic
 from orchestrator.processor.loop import Processor
 from orchestrator.worker import TaskContext, TerminalError, Worker
 from tests.helpers import assert_eventually
+from workers.examples import worker as example_worker
 
 pytestmark = pytest.mark.integration
 
@@ -366,47 +374,18 @@ def test_async_handler_completes_with_its_context(
 def test_example_content_pipeline_publishes_the_article(
     processor_thread: Processor, client: Client, topics: Settings
 ) -> None:
-    """The example workers chain research, draft, review and publish as their contract says."""
-    from workers.examples import worker
-
-    tasks = [
-        ("research_topic", "research", {"topic": "${workflow.input.topic}"}),
-        (
-            "draft_article",
-            "draft",
-            {"topic": "${research.output.topic}", "facts": "${research.output.facts}"},
-        ),
-        (
-            "review_draft",
-            "review",
-            {"title": "${draft.output.title}", "body": "${draft.output.body}"},
-        ),
-        (
-            "publish_article",
-            "publish",
-            {
-                "title": "${draft.output.title}",
-                "body": "${draft.output.body}",
-                "approved": "${review.output.approved}",
-            },
-        ),
-    ]
-    definition = {
-        "name": "content_pipeline_test",
-        "tasks": [
-            {"name": name, "taskReferenceName": ref, "inputParameters": params}
-            for name, ref, params in tasks
-        ],
-        "outputParameters": {"url": "${publish.output.url}", "score": "${review.output.score}"},
-    }
-    client.register([parse_definition(definition)])
-    with running(worker, topics):
-        workflow_id = client.start("content_pipeline_test", input={"topic": "vector databases"})
+    """The example workers run the shipped content_pipeline.json to a published article."""
+    definitions = load_definition_file(Path(workers.__file__).parent / "content_pipeline.json")
+    client.register(definitions)
+    with running(example_worker, topics):
+        workflow_id = client.start("content_pipeline", input={"topic": "vector databases"})
         state = client.wait(workflow_id, timeout=WAIT_S)
     assert state.status is WorkflowStatus.COMPLETED
     assert state.output == {
-        "url": "https://example.com/articles/vector-databases-a-neutral-overview",
+        "url": "https://example.com/articles/vector-databases-a-friendly-overview",
+        "title": "Vector Databases: A Friendly Overview",
         "score": 0.87,
+        "sources": [f"https://example.org/vector-databases/{n}" for n in (1, 2, 3)],
     }
 
 
@@ -503,6 +482,13 @@ def test_handler_outliving_the_grace_period_is_handed_back(
         assert committed(topics, group, topic, partition) <= offset
         _, marker = send_raw(producer, topic, "marker", b"marker", partition)
         assert first_offset_seen_by_group(topics, group, topic, partition, marker) == offset
+        with capture_logs() as logs:
+            release.set()
+            assert_eventually(
+                lambda: any("abandoned task dropped" in entry["event"] for entry in logs),
+                timeout=WAIT_S,
+                message="the late result of the abandoned handler was not dropped",
+            )
     finally:
         release.set()
 
@@ -575,3 +561,64 @@ def test_task_types_share_the_concurrency_bound(
                 message=f"{kind} offsets not committed",
             )
     assert in_flight[1] == 1
+
+
+def test_result_too_large_to_publish_fails_the_task(
+    topics: Settings, producer: Producer, tails: Callable[[str], Tail]
+) -> None:
+    """An output the producer refuses becomes a FAILED result saying why, not silence."""
+    worker = Worker(name="huge")
+
+    @worker.task("huge")
+    def huge(task_input: dict[str, Any]) -> dict[str, str]:
+        return {"blob": "x" * 2_000_000}
+
+    task = execute_task("huge")
+    with running(worker, topics):
+        send(producer, topics, task)
+        _, result = tails(Topics(topics.topic_prefix).results).until(result_of(task))
+    assert result.status is ResultStatus.FAILED
+    assert result.error_type == "ResultPublishError"
+    assert "cannot publish the task result" in (result.reason or "")
+
+
+SIGNALLED_WORKER = """
+from orchestrator.config import Settings
+from orchestrator.telemetry import configure_logging
+from workers.examples import worker
+
+configure_logging("json", "INFO")
+worker.run(Settings())
+print("returned", flush=True)
+"""
+
+
+def test_sigterm_stops_a_worker_run_without_a_stop_event(topics: Settings, tmp_path: Path) -> None:
+    """Without a stop event, SIGTERM stops run() gracefully: consumers close and it returns."""
+    env = {
+        **os.environ,
+        "ORCH_BOOTSTRAP": topics.bootstrap,
+        "ORCH_TOPIC_PREFIX": topics.topic_prefix,
+        "ORCH_PARTITIONS": str(topics.partitions),
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as output:
+        child = subprocess.Popen(
+            [sys.executable, "-c", SIGNALLED_WORKER], env=env, stdout=output, stderr=output
+        )
+    try:
+        assert_eventually(
+            lambda: "partitions assigned" in log.read_text(),
+            timeout=WAIT_S,
+            message="the worker did not join its groups",
+        )
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(WAIT_S) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+    text = log.read_text()
+    assert "stop requested" in text
+    assert text.count("consumer closed") == len(("research", "draft", "review", "publish"))
+    assert text.rstrip().endswith("returned")

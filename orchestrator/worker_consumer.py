@@ -1,0 +1,321 @@
+"""One task type's consumer: fetch task commands, run the handler, publish results, commit.
+
+The consumer thread owns the Kafka consumer and the offset tracker. Handlers run elsewhere
+(:mod:`orchestrator.worker_executors`) and publish their own results, so a result leaves as soon
+as its handler returns; they report back only through a queue the consumer thread drains:
+``finished`` (the handler returned) and ``acked`` / ``lost`` (the result's delivery report).
+
+An offset counts as done only when its result (or dead letter) is acknowledged, and only the
+contiguous prefix of done offsets is committed, so a crash re-delivers anything unfinished.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from functools import partial
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from orchestrator.config import Settings
+from orchestrator.engine.records import ExecuteTask, TaskResult
+from orchestrator.errors import BrokerError, OrchestratorError
+from orchestrator.log.codec import CODEC
+from orchestrator.log.kafka import make_consumer
+from orchestrator.telemetry import get_logger
+from orchestrator.worker_executors import HandlerLoop, HandlerThreads, Slots
+from orchestrator.worker_handlers import Handler
+from orchestrator.worker_offsets import OffsetTracker
+from orchestrator.worker_publisher import Publisher
+
+__all__ = ["Shared", "TaskConsumer"]
+
+MAX_BATCH = 500
+IDLE_WAIT_S = 0.1  # longest blocking wait for records or slots; bounds reaction to stop
+COMMIT_INTERVAL_S = 0.05
+FLUSH_AT_LEAST_S = 2.0  # results of handlers that finish at the very end still get acknowledged
+PREFETCH_MESSAGES = 1000
+
+_FINISHED, _ACKED, _LOST = "finished", "acked", "lost"
+_Report = tuple[str, int, int, KafkaError | None]
+
+_log = get_logger("orchestrator.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What every task type's consumer of one running worker shares."""
+
+    settings: Settings
+    publisher: Publisher
+    slots: Slots
+    threads: HandlerThreads | None
+    loop: HandlerLoop | None
+    worker_id: str
+
+
+class TaskConsumer:
+    """Consumes ``tasks.<type>`` in the group ``<prefix>worker.<type>`` and runs one handler."""
+
+    def __init__(self, shared: Shared, handler: Handler) -> None:
+        self._shared = shared
+        self._handler = handler
+        self._publisher = shared.publisher
+        self._producer = shared.publisher.producer
+        self.topic = shared.publisher.topics.tasks(handler.task_type)
+        self.group_id = f"{shared.settings.topic_prefix}worker.{handler.task_type}"
+        self._reports: queue.SimpleQueue[_Report] = queue.SimpleQueue()
+        self._tracker = OffsetTracker()
+        self._consumer: Consumer = make_consumer(
+            shared.settings,
+            self.group_id,
+            on_commit=self._on_commit,
+            **{"queued.min.messages": PREFETCH_MESSAGES},
+        )
+        self._running = 0  # handlers submitted and not finished; consumer thread only
+        self._held: Message | None = None  # a record fetched while no slot was free
+        self._paused = False
+        self._closed = False  # set once the grace period ends: late results are dropped
+        self._next_commit = 0.0
+        self._log = _log.bind(task_type=handler.task_type, group=self.group_id)
+
+    def run(self, halt: threading.Event, grace_period: float) -> None:
+        """Consume until ``halt`` is set, then let handlers finish, commit, and leave the group."""
+        try:
+            self._consumer.subscribe(
+                [self.topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+            self._log.info("consuming", topic=self.topic)
+            while not halt.is_set():
+                self._step()
+            self._finish(time.monotonic() + grace_period)
+        finally:
+            self._closed = True
+            self._consumer.close()
+            self._log.info("consumer closed")
+
+    # Fetching ---------------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        """Settle reports, then hand out as many records as there are free slots."""
+        self._settle()
+        reserved = self._shared.slots.reserve(MAX_BATCH, IDLE_WAIT_S)
+        if reserved == 0:
+            # Full: pause fetching but keep polling, so rebalances and max.poll.interval.ms
+            # are served while long handlers run. Paused partitions deliver nothing.
+            self._pause(True)
+            self._dispatch(self._consumer.consume(1, 0), reserved=0)
+            return
+        self._pause(False)
+        batch = [] if self._held is None else [self._held]
+        self._held = None
+        if reserved > len(batch):
+            batch.extend(self._consumer.consume(reserved - len(batch), 0))
+        if batch:
+            self._dispatch(batch, reserved=reserved)
+        else:
+            self._shared.slots.release(reserved)
+            self._wait_for_record()
+
+    def _wait_for_record(self) -> None:
+        """Block briefly for the next record without holding slots other task types may need."""
+        batch = self._consumer.consume(1, IDLE_WAIT_S)
+        if not batch:
+            return
+        if self._shared.slots.reserve(1, 0):
+            self._dispatch(batch, reserved=1)
+        else:
+            # The slots went to other task types meanwhile: keep this record, fetch no more.
+            self._held = batch[0]
+            self._pause(True)
+
+    def _pause(self, paused: bool) -> None:
+        if paused == self._paused:
+            return
+        assignment = self._consumer.assignment()
+        if paused:
+            self._consumer.pause(assignment)
+        else:
+            self._consumer.resume(assignment)
+        self._paused = paused
+
+    def _dispatch(self, messages: list[Message], *, reserved: int) -> None:
+        used = 0
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._consumer_error(error)
+                continue
+            _, partition, offset = _position(message)
+            self._tracker.started(partition, offset)
+            task = self._decode(message)
+            if task is not None:
+                self._submit(task, partition, offset)
+                used += 1
+        # A record that arrives while paused (a race with a fresh assignment) runs beyond the
+        # bound rather than being dropped.
+        self._shared.slots.release(reserved - used)
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise BrokerError(f"fatal consumer error on {self.topic}: {error.str()}")
+        if error.code() != KafkaError._PARTITION_EOF:
+            self._log.warning("consumer error", code=error.name(), reason=error.str())
+
+    def _dead_letter(self, message: Message, reason: str) -> None:
+        _, partition, offset = _position(message)
+        self._publisher.dead_letter(message, reason, partial(self._delivered, partition, offset))
+
+    def _decode(self, message: Message) -> ExecuteTask | None:
+        """The task command in ``message``; None after dead-lettering what is not one."""
+        try:
+            record = CODEC.decode(message.value())
+        except OrchestratorError as exc:
+            self._dead_letter(message, str(exc))
+            return None
+        if not isinstance(record, ExecuteTask) or record.task_type != self._handler.task_type:
+            kind = getattr(record, "task_type", type(record).__name__)
+            self._dead_letter(message, f"a {kind} record does not belong on {self.topic}")
+            return None
+        return record
+
+    # Running handlers (jobs run on handler threads or the handler loop) ------------------------
+
+    def _submit(self, task: ExecuteTask, partition: int, offset: int) -> None:
+        self._running += 1
+        if self._handler.is_async:
+            assert self._shared.loop is not None
+            self._shared.loop.submit(partial(self._job_async, task, partition, offset))
+        else:
+            assert self._shared.threads is not None
+            self._shared.threads.submit(partial(self._job, task, partition, offset))
+
+    def _job(self, task: ExecuteTask, partition: int, offset: int) -> None:
+        try:
+            self._publish(self._handler.run(task, self._shared.worker_id), partition, offset)
+        finally:
+            self._finished(partition, offset)
+
+    async def _job_async(self, task: ExecuteTask, partition: int, offset: int) -> None:
+        try:
+            result = await self._handler.run_async(task, self._shared.worker_id)
+            self._publish(result, partition, offset)
+        finally:
+            self._finished(partition, offset)
+
+    def _finished(self, partition: int, offset: int) -> None:
+        self._shared.slots.release(1)
+        self._reports.put((_FINISHED, partition, offset, None))
+
+    def _publish(self, result: TaskResult, partition: int, offset: int) -> None:
+        """Publish ``result``; its acknowledgement marks the offset done."""
+        if self._closed:
+            self._log.info(
+                "result of an abandoned task dropped; the task will be re-delivered",
+                workflow_id=result.workflow_id,
+                task_id=result.task_id,
+            )
+            return
+        self._publisher.result(result, partial(self._delivered, partition, offset))
+
+    def _delivered(
+        self, partition: int, offset: int, error: KafkaError | None, _message: Message
+    ) -> None:
+        self._reports.put((_ACKED if error is None else _LOST, partition, offset, error))
+
+    # Offsets ----------------------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        """Serve delivery reports, apply every queued report, and commit now and then."""
+        self._producer.poll(0)
+        self._apply_reports()
+        now = time.monotonic()
+        if now >= self._next_commit:
+            self._commit(self._tracker.committable(), asynchronous=True)
+            self._next_commit = now + COMMIT_INTERVAL_S
+
+    def _apply_reports(self, wait: float = 0.0) -> None:
+        try:
+            report = self._reports.get(timeout=wait) if wait > 0 else self._reports.get_nowait()
+            while True:
+                kind, partition, offset, error = report
+                if kind == _FINISHED:
+                    self._running -= 1
+                elif kind == _ACKED:
+                    self._tracker.done(partition, offset)
+                else:
+                    # librdkafka already retried for message.timeout.ms: leave the offset
+                    # uncommitted so the record is re-delivered after a restart or rebalance.
+                    self._log.error(
+                        "delivery failed", partition=partition, offset=offset, error=str(error)
+                    )
+                report = self._reports.get_nowait()
+        except queue.Empty:
+            return
+
+    def _commit(self, offsets: dict[int, int], *, asynchronous: bool) -> None:
+        if not offsets:
+            return
+        positions = [TopicPartition(self.topic, p, o) for p, o in offsets.items()]
+        try:
+            if asynchronous:
+                self._consumer.commit(offsets=positions, asynchronous=True)
+            else:
+                self._consumer.commit(offsets=positions, asynchronous=False)
+        except KafkaException as exc:
+            self._log.warning("offset commit failed", error=str(exc))
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is not None and error.code() != KafkaError._NO_OFFSET:
+            self._log.warning("offset commit failed", error=error.str())
+
+    # Rebalances and shutdown ------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._tracker.assign(tp.partition for tp in partitions)
+        if self._paused:
+            consumer.assign(partitions)
+            consumer.pause(partitions)
+        self._log.info("partitions assigned", partitions=sorted(tp.partition for tp in partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = [tp.partition for tp in partitions]
+        if self._held is not None and self._held.partition() in numbers:
+            self._held = None
+        self._producer.poll(0)
+        self._apply_reports()
+        self._commit(self._tracker.positions(numbers), asynchronous=False)
+        self._tracker.revoke(numbers)
+        self._log.info("partitions revoked", partitions=sorted(numbers))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._held = None
+        self._tracker.revoke(tp.partition for tp in partitions)
+        self._log.warning("partitions lost", partitions=sorted(tp.partition for tp in partitions))
+
+    def _finish(self, deadline: float) -> None:
+        """Graceful stop: wait for running handlers until ``deadline``, then commit what is done."""
+        while self._running > 0 and (remaining := deadline - time.monotonic()) > 0:
+            self._producer.poll(0)
+            self._apply_reports(wait=min(remaining, IDLE_WAIT_S))
+        if self._running > 0:
+            self._log.warning(
+                "handing back tasks still running after the grace period", running=self._running
+            )
+        self._closed = True
+        self._producer.flush(max(deadline - time.monotonic(), FLUSH_AT_LEAST_S))
+        self._apply_reports()
+        self._commit(self._tracker.positions(), asynchronous=False)
+
+
+def _position(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed record (never None for a record)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise BrokerError("the consumer returned a record without topic, partition or offset")
+    return topic, partition, offset
