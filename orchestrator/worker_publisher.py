@@ -25,7 +25,7 @@ __all__ = ["DeliveryCallback", "Publisher"]
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
-RESULT_LINGER_MS = 2  # results wait at most this long to share a produce request
+RESULT_LINGER_MS = 0
 _ANY_PARTITION = -1  # the producer's partitioner chooses
 _QUEUE_FULL_WAIT_S = 0.05
 

@@ -6,7 +6,7 @@ a field added here is a schema change. Free-form JSON fields are typed ``Json``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -280,7 +280,7 @@ TERMINAL_EVENTS = (WorkflowCompleted, WorkflowFailed, WorkflowTerminated, Workfl
 def as_json(record: Any) -> dict[str, Json]:
     """A record as a JSON object: its fields, plus ``type``, its record type name."""
     data: dict[str, Json] = {"type": type(record).__name__}
-    for name in record.__dataclass_fields__:
-        value = getattr(record, name)
-        data[name] = value.hex() if isinstance(value, bytes) else value
+    for field in fields(record):
+        value = getattr(record, field.name)
+        data[field.name] = value.hex() if isinstance(value, bytes) else value
     return data
