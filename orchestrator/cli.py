@@ -17,7 +17,7 @@ import orjson
 from orchestrator.client import Client
 from orchestrator.config import Settings
 from orchestrator.dsl.validate import load_definition_file
-from orchestrator.engine.records import Event, as_json
+from orchestrator.engine.records import Event, ResultStatus, as_json
 from orchestrator.engine.state import WorkflowState
 from orchestrator.errors import OrchestratorError
 from orchestrator.log.kafka import admin_client, check_reachable
@@ -191,6 +191,27 @@ def _summary(state: WorkflowState) -> dict[str, Any]:
     }
 
 
+@cli.command("signal")
+@click.argument("workflow_id")
+@click.argument("task_ref", metavar="REF")
+@click.option("--output", "output_json", default="{}", help="The task's output as JSON.")
+@click.option("--fail", "reason", help="Fail the task with this reason instead of completing it.")
+@click.pass_context
+def signal_task(
+    ctx: click.Context, workflow_id: str, task_ref: str, output_json: str, reason: str | None
+) -> None:
+    """Complete a waiting WAIT or HUMAN task (REF: its taskReferenceName or task id)."""
+    try:
+        output = orjson.loads(output_json)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--output") from exc
+    status = ResultStatus.FAILED if reason else ResultStatus.COMPLETED
+    Client(_settings(ctx)).signal(
+        workflow_id, task_ref, output=output, status=status, reason=reason
+    )
+    click.echo(f"signal sent to {workflow_id} {task_ref}")
+
+
 @cli.command()
 @click.argument("workflow_id")
 @click.option("--json", "as_json_output", is_flag=True)
@@ -262,6 +283,7 @@ def dev(ctx: click.Context) -> None:
     with LocalStack(settings, embedded_broker=ctx.obj.get("bootstrap") is None) as stack:
         stack.spawn("processor", "processor", "--instance-id", "dev")
         stack.spawn("worker", "worker", "workers.examples")
+        stack.spawn("system-worker", "worker", "workers.system")
         click.echo(
             f"dev stack up: ORCH_BOOTSTRAP={stack.settings.bootstrap} "
             f"ORCH_TOPIC_PREFIX={stack.settings.topic_prefix}  (Ctrl-C stops it)"

@@ -20,6 +20,8 @@ from orchestrator.engine.evolve import fold
 from orchestrator.engine.records import (
     TERMINAL_EVENTS,
     Event,
+    ResultStatus,
+    SignalTask,
     StartWorkflow,
     TerminateWorkflow,
     WorkflowDefinition,
@@ -90,6 +92,28 @@ class Client:
     def terminate(self, workflow_id: str, reason: str = "") -> None:
         """Ask to terminate a running workflow."""
         request = TerminateWorkflow(workflow_id=workflow_id, reason=reason)
+        self._send(
+            self.topics.requests, workflow_id, request, partition=self.partition(workflow_id)
+        )
+
+    def signal(
+        self,
+        workflow_id: str,
+        task_ref: str,
+        *,
+        output: Json = None,
+        status: ResultStatus = ResultStatus.COMPLETED,
+        reason: str | None = None,
+    ) -> None:
+        """Complete (or fail) a waiting WAIT or HUMAN task, by reference name or task id."""
+        request = SignalTask(
+            workflow_id=workflow_id,
+            task_ref=task_ref,
+            status=status,
+            output=output if output is not None else {},
+            reason=reason,
+            requested_at=_now_ms(),
+        )
         self._send(
             self.topics.requests, workflow_id, request, partition=self.partition(workflow_id)
         )

@@ -99,3 +99,10 @@ class HandlerError(OrchestratorError):
 
 class TerminalError(OrchestratorError):
     """Raised by a task handler for a failure retrying cannot fix: FAILED_WITH_TERMINAL_ERROR."""
+
+
+# Scripts ---------------------------------------------------------------------------------------
+
+
+class ScriptError(OrchestratorError):
+    """A JavaScript or jq script failed: it threw, did not parse, or ran out of time or memory."""

@@ -1,7 +1,7 @@
 """Workflow definitions in Netflix Conductor's JSON DSL, parsed and validated with pydantic.
 
 Field names are Conductor's (camelCase) so that existing definitions load unchanged; fields
-this engine does not know yet are kept (``extra="allow"``) so a definition round-trips.
+this engine does not use are kept (``extra="allow"``) so a definition round-trips.
 """
 
 from __future__ import annotations
@@ -14,7 +14,42 @@ from orchestrator.dsl.names import check_task_type
 
 Json = Any
 
-SUPPORTED_TASK_TYPES = frozenset({"SIMPLE"})
+#: Task types that run on workers (a topic ``tasks.<name>``, or ``tasks.<TYPE>`` for built-ins).
+WORKER_TYPES = frozenset({"SIMPLE", "HTTP", "KAFKA_PUBLISH", "EVENT"})
+#: Task types the engine carries out itself while deciding.
+SYSTEM_TYPES = frozenset(
+    {
+        "SWITCH",
+        "DECISION",
+        "FORK_JOIN",
+        "FORK",
+        "JOIN",
+        "FORK_JOIN_DYNAMIC",
+        "DO_WHILE",
+        "SUB_WORKFLOW",
+        "START_WORKFLOW",
+        "DYNAMIC",
+        "INLINE",
+        "LAMBDA",
+        "JSON_JQ_TRANSFORM",
+        "SET_VARIABLE",
+        "TERMINATE",
+        "NOOP",
+        "WAIT",
+        "HUMAN",
+    }
+)
+SUPPORTED_TASK_TYPES = WORKER_TYPES | SYSTEM_TYPES
+
+
+class SubWorkflowParams(BaseModel):
+    """Which workflow a SUB_WORKFLOW task runs: by name and version, or an inline definition."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str | None = None
+    version: int | None = None
+    workflowDefinition: WorkflowDef | None = None
 
 
 class WorkflowTask(BaseModel):
@@ -22,12 +57,33 @@ class WorkflowTask(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    name: str = Field(min_length=1, description="task type; workers subscribe to it")
+    name: str = Field(min_length=1, description="task name; for SIMPLE tasks, the worker type")
     taskReferenceName: str = Field(min_length=1, description="unique name of this step")
-    type: str = Field("SIMPLE", description="task kind: SIMPLE runs on a worker")
+    type: str = Field("SIMPLE", description="task kind; SIMPLE runs on a worker")
     description: str | None = None
     inputParameters: dict[str, Json] = Field(default_factory=dict)
     optional: bool = False
+    startDelay: int = Field(0, ge=0, description="seconds to wait before the task is dispatched")
+    asyncComplete: bool = False
+    # SWITCH / DECISION
+    evaluatorType: str | None = None
+    expression: str | None = None
+    caseValueParam: str | None = None
+    caseExpression: str | None = None
+    decisionCases: dict[str, list[WorkflowTask]] = Field(default_factory=dict)
+    defaultCase: list[WorkflowTask] = Field(default_factory=list)
+    # FORK_JOIN / JOIN / FORK_JOIN_DYNAMIC
+    forkTasks: list[list[WorkflowTask]] = Field(default_factory=list)
+    joinOn: list[str] = Field(default_factory=list)
+    dynamicForkTasksParam: str | None = None
+    dynamicForkTasksInputParamName: str | None = None
+    # DO_WHILE
+    loopCondition: str | None = None
+    loopOver: list[WorkflowTask] = Field(default_factory=list)
+    # SUB_WORKFLOW, DYNAMIC, EVENT
+    subWorkflowParam: SubWorkflowParams | None = None
+    dynamicTaskNameParam: str | None = None
+    sink: str | None = None
 
     @field_validator("type")
     @classmethod
@@ -42,9 +98,13 @@ class WorkflowTask(BaseModel):
     def _legal_name(cls, value: str) -> str:
         return check_task_type(value)
 
+    def children(self) -> list[list[WorkflowTask]]:
+        """The nested task lists of this task (branches, fork arms, loop body)."""
+        return [*self.decisionCases.values(), self.defaultCase, *self.forkTasks, self.loopOver]
+
 
 class WorkflowDef(BaseModel):
-    """A named, versioned workflow: an ordered list of tasks, its inputs and its outputs."""
+    """A named, versioned workflow: a list of tasks, its inputs and its outputs."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -54,8 +114,11 @@ class WorkflowDef(BaseModel):
     tasks: list[WorkflowTask] = Field(min_length=1)
     inputParameters: list[str] = Field(default_factory=list)
     outputParameters: dict[str, Json] = Field(default_factory=dict)
+    variables: dict[str, Json] = Field(default_factory=dict)
     schemaVersion: int = 2
     ownerEmail: str | None = None
+    timeoutSeconds: int = Field(0, ge=0)
+    failureWorkflow: str | None = None
 
     @property
     def key(self) -> str:
@@ -64,4 +127,21 @@ class WorkflowDef(BaseModel):
 
     def to_json(self) -> dict[str, Json]:
         """The definition as JSON, with Conductor's field names, for events and the log."""
-        return self.model_dump(mode="json", exclude_none=True)
+        return self.model_dump(mode="json", exclude_defaults=True, exclude_none=True) | {
+            "name": self.name,
+            "version": self.version,
+        }
+
+
+def walk_tasks(tasks: list[WorkflowTask]) -> list[WorkflowTask]:
+    """Every task in ``tasks`` and in their nested lists, depth first, in document order."""
+    found = []
+    for task in tasks:
+        found.append(task)
+        for branch in task.children():
+            found.extend(walk_tasks(branch))
+    return found
+
+
+SubWorkflowParams.model_rebuild()
+WorkflowTask.model_rebuild()

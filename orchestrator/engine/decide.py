@@ -1,47 +1,51 @@
-"""``decide``: what happens to a workflow when a request or result arrives.
+"""``decide``: what happens to a workflow when a request, a result or a timer arrives.
 
-Pure: time and ids come in with the input, definitions through a lookup; nothing here does
-I/O. Each event is applied to a scratch state as soon as it is emitted, so later decisions in
-the same call see earlier ones (a completed task's output feeds the next task's input).
+Pure: time, definitions and script engines come in through the ``Environment``; nothing here
+does I/O. Each event is applied to a scratch state as soon as it is emitted, so later
+decisions in the same call see earlier ones (a completed task's output feeds the next input).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, assert_never
+from typing import Any, assert_never
 
-from orchestrator.dsl.expressions import resolve
-from orchestrator.dsl.model import WorkflowDef, WorkflowTask
-from orchestrator.engine.evolve import evolve
+from orchestrator.dsl.model import WorkflowDef
+from orchestrator.dsl.validate import parse_definition
+from orchestrator.engine.emitter import (
+    Definitions,
+    Emitter,
+    Environment,
+    RunawayError,
+    Scripts,
+)
 from orchestrator.engine.records import (
     AnyEvent,
     Input,
     RequestRejected,
     ResultStatus,
+    SignalTask,
     StartWorkflow,
     TaskCompleted,
+    TaskDispatched,
     TaskFailed,
     TaskInProgress,
     TaskResult,
-    TaskScheduled,
     TerminateWorkflow,
-    WorkflowCompleted,
+    TimerFired,
+    TimerKind,
     WorkflowFailed,
     WorkflowRejected,
     WorkflowStarted,
     WorkflowTerminated,
 )
-from orchestrator.engine.state import WorkflowState
+from orchestrator.engine.state import TaskState, WorkflowState
+from orchestrator.engine.walk import advance
+from orchestrator.errors import OrchestratorError
 
 Json = Any
 
-
-class Definitions(Protocol):
-    """Where the engine looks up workflow definitions by name and version."""
-
-    def get(self, name: str, version: int | None = None) -> WorkflowDef | None:
-        """The definition with this name and version, or the latest version when None."""
-        ...
+__all__ = ["Decision", "Definitions", "Environment", "Scripts", "decide"]
 
 
 @dataclass
@@ -52,65 +56,83 @@ class Decision:
     ignored: str | None = None
 
 
-class _Emitter:
-    """Numbers events, applies each to a scratch state, and collects them."""
-
-    def __init__(self, state: WorkflowState | None, workflow_id: str, now: int) -> None:
-        self.state = state
-        self.workflow_id = workflow_id
-        self.now = now
-        self.events: list[AnyEvent] = []
-
-    def emit(self, event_type: type[AnyEvent], **fields: Any) -> WorkflowState:
-        seq = (self.state.seq if self.state else 0) + 1
-        event = event_type(workflow_id=self.workflow_id, seq=seq, at=self.now, **fields)
-        self.state = evolve(self.state, event)
-        self.events.append(event)
-        return self.state
-
-
 def decide(
-    state: WorkflowState | None, item: Input, definitions: Definitions, now: int
+    state: WorkflowState | None,
+    item: Input,
+    definitions: Definitions,
+    now: int,
+    scripts: Scripts | None = None,
 ) -> Decision:
     """The events that ``item`` causes for the workflow whose current state is ``state``."""
-    emitter = _Emitter(state, item.workflow_id, now)
+    env = (
+        Environment(definitions, now) if scripts is None else Environment(definitions, now, scripts)
+    )
+    em = Emitter(state, item.workflow_id, env)
+    try:
+        ignored = _dispatch(em, item)
+    except RunawayError as exc:
+        em = Emitter(state, item.workflow_id, env)
+        em.emit(WorkflowFailed, reason=f"workflow stopped: {exc}")
+        ignored = None
+    return Decision(em.events, ignored)
+
+
+def _dispatch(em: Emitter, item: Input) -> str | None:
     match item:
         case StartWorkflow():
-            ignored = _start(emitter, item, definitions)
+            return _start(em, item)
         case TaskResult():
-            ignored = _result(emitter, item)
+            return _result(em, item)
+        case SignalTask():
+            return _signal(em, item)
         case TerminateWorkflow():
-            ignored = _terminate(emitter, item)
+            return _terminate(em, item)
+        case TimerFired():
+            return _timer(em, item)
         case _:
             assert_never(item)
-    return Decision(emitter.events, ignored)
 
 
-def _start(emitter: _Emitter, request: StartWorkflow, definitions: Definitions) -> str | None:
-    if emitter.state is not None:
-        return f"workflow {request.workflow_id} already exists ({emitter.state.status})"
-    definition = definitions.get(request.name, request.version)
+def _start(em: Emitter, request: StartWorkflow) -> str | None:
+    if em.state is not None:
+        return f"workflow {request.workflow_id} already exists ({em.state.status})"
+    definition, problem = _definition(em.env.definitions, request)
     if definition is None:
-        wanted = "any version" if request.version is None else f"version {request.version}"
-        emitter.emit(
+        em.emit(
             WorkflowRejected,
             name=request.name,
             version=request.version,
             input=request.input,
             correlation_id=request.correlation_id,
-            reason=f"unknown workflow definition {request.name!r} ({wanted} not registered)",
+            reason=problem,
+            parent=request.parent,
         )
         return None
-    state = emitter.emit(
+    em.emit(
         WorkflowStarted,
         name=definition.name,
         version=definition.version,
         input=request.input if request.input is not None else {},
         correlation_id=request.correlation_id,
         definition=definition.to_json(),
+        variables=dict(definition.variables),
+        parent=request.parent,
     )
-    _advance(emitter, state)
+    advance(em)
     return None
+
+
+def _definition(definitions: Definitions, request: StartWorkflow) -> tuple[WorkflowDef | None, str]:
+    if request.definition is not None:
+        try:
+            return parse_definition(request.definition, source="inline definition"), ""
+        except OrchestratorError as exc:
+            return None, f"invalid inline definition: {exc}"
+    definition = definitions.get(request.name, request.version)
+    if definition is None:
+        wanted = "any version" if request.version is None else f"version {request.version}"
+        return None, f"unknown workflow definition {request.name!r} ({wanted} not registered)"
+    return definition, ""
 
 
 def _unusable(state: WorkflowState | None, result: TaskResult) -> str | None:
@@ -122,123 +144,123 @@ def _unusable(state: WorkflowState | None, result: TaskResult) -> str | None:
     task = state.tasks.get(result.task_id)
     if task is None:
         return f"result for unknown task {result.task_id!r}"
+    return _stale(task, result)
+
+
+def _stale(task: TaskState, result: TaskResult) -> str | None:
+    """Why a result for an existing task is stale or a duplicate, or None."""
     if task.attempt != result.attempt:
         return f"stale result for attempt {result.attempt} (current attempt is {task.attempt})"
     if task.status.terminal:
         return f"duplicate result: attempt {task.attempt} is already {task.status}"
+    if task.awaiting_signal:
+        return f"task {task.task_id!r} waits for a signal, not a worker result"
     return None
 
 
-def _result(emitter: _Emitter, result: TaskResult) -> str | None:
-    state = emitter.state
-    reason = _unusable(state, result)
+def _result(em: Emitter, result: TaskResult) -> str | None:
+    reason = _unusable(em.state, result)
     if reason is not None:
         return reason
-    assert state is not None
-    task = state.tasks[result.task_id]
+    task = em.current.tasks[result.task_id]
     common = {"task_id": task.task_id, "attempt": task.attempt, "worker_id": result.worker_id}
     match result.status:
         case ResultStatus.IN_PROGRESS:
-            emitter.emit(TaskInProgress, output=result.output, **common)
+            em.emit(TaskInProgress, output=result.output, **common)
+            return None
+        case ResultStatus.COMPLETED if task.async_complete:
+            em.emit(TaskInProgress, output=result.output, awaiting_signal=True, **common)
+            return None
         case ResultStatus.COMPLETED:
-            state = emitter.emit(TaskCompleted, output=result.output, **common)
-            _advance(emitter, state)
+            em.emit(TaskCompleted, output=result.output, **common)
         case ResultStatus.FAILED | ResultStatus.FAILED_WITH_TERMINAL_ERROR:
-            reason = result.reason or "the worker reported a failure without a reason"
-            state = emitter.emit(
+            em.emit(
                 TaskFailed,
-                reason=reason,
+                reason=result.reason or "the worker reported a failure without a reason",
                 error_type=result.error_type,
                 terminal=result.status is ResultStatus.FAILED_WITH_TERMINAL_ERROR,
                 **common,
             )
-            if _is_optional(state, task.ref_name):
-                _advance(emitter, state)
-                return None
-            emitter.emit(
-                WorkflowFailed,
-                reason=f"task {task.ref_name!r} failed: {reason}",
-                task_id=task.task_id,
-            )
         case _:
             assert_never(result.status)
+    advance(em)
     return None
 
 
-def _terminate(emitter: _Emitter, request: TerminateWorkflow) -> str | None:
-    state = emitter.state
+def _signal(em: Emitter, signal: SignalTask) -> str | None:
+    state = em.state
+    if state is None:
+        return f"signal for unknown workflow {signal.workflow_id}"
+    task = _signalled_task(state, signal.task_ref)
+    problem = _why_not_waiting(state, task, signal.task_ref)
+    if problem is not None:
+        em.emit(RequestRejected, request_type="SignalTask", reason=problem)
+        return None
+    assert task is not None
+    common = {"task_id": task.task_id, "attempt": task.attempt}
+    if signal.status is ResultStatus.COMPLETED:
+        em.emit(TaskCompleted, output=signal.output if signal.output is not None else {}, **common)
+    elif signal.status is ResultStatus.IN_PROGRESS:
+        em.emit(RequestRejected, request_type="SignalTask", reason="a signal must complete or fail")
+        return None
+    else:
+        em.emit(
+            TaskFailed,
+            reason=signal.reason or "failed by signal",
+            terminal=signal.status is ResultStatus.FAILED_WITH_TERMINAL_ERROR,
+            **common,
+        )
+    advance(em)
+    return None
+
+
+def _signalled_task(state: WorkflowState, task_ref: str) -> TaskState | None:
+    if task_ref in state.tasks:
+        return state.tasks[task_ref]
+    matches = [task for task in state.tasks.values() if task.ref_name == task_ref]
+    return matches[-1] if matches else None
+
+
+def _why_not_waiting(state: WorkflowState, task: TaskState | None, task_ref: str) -> str | None:
+    if state.status.terminal:
+        return f"workflow is already {state.status}"
+    if task is None:
+        return f"no task {task_ref!r} in this workflow"
+    if task.status.terminal:
+        return f"task {task.task_id!r} is already {task.status}"
+    if not task.awaiting_signal:
+        return f"task {task.task_id!r} ({task.task_type}) is not waiting for a signal"
+    return None
+
+
+def _terminate(em: Emitter, request: TerminateWorkflow) -> str | None:
+    state = em.state
     if state is None:
         return f"terminate for unknown workflow {request.workflow_id}"
     if state.status.terminal:
-        emitter.emit(
+        em.emit(
             RequestRejected,
             request_type="TerminateWorkflow",
             reason=f"workflow is already {state.status}",
         )
         return None
-    emitter.emit(WorkflowTerminated, reason=request.reason or "terminated on request")
+    em.emit(WorkflowTerminated, reason=request.reason or "terminated on request")
     return None
 
 
-def context(state: WorkflowState) -> dict[str, Json]:
-    """The document expressions are resolved against: ``workflow`` and every task by ref."""
-    document: dict[str, Json] = {
-        task.ref_name: {
-            "input": task.input,
-            "output": task.output,
-            "status": str(task.status),
-            "taskId": task.task_id,
-            "retryCount": task.attempt - 1,
-        }
-        for task in state.tasks.values()
-    }
-    document["workflow"] = {
-        "input": state.input,
-        "output": state.output,
-        "workflowId": state.workflow_id,
-        "correlationId": state.correlation_id,
-        "workflowType": state.name,
-        "version": state.version,
-        "status": str(state.status),
-    }
-    return document
-
-
-def _is_optional(state: WorkflowState, ref_name: str) -> bool:
-    """Whether the definition marks the task optional (its failure does not fail the run)."""
-    return any(
-        task.optional for task in state.workflow_def.tasks if task.taskReferenceName == ref_name
-    )
-
-
-def _next_task(state: WorkflowState) -> WorkflowTask | None:
-    """The first task of the definition that has not been scheduled yet."""
-    scheduled = {task.ref_name for task in state.tasks.values()}
-    for task in state.workflow_def.tasks:
-        if task.taskReferenceName not in scheduled:
-            return task
+def _timer(em: Emitter, timer: TimerFired) -> str | None:
+    state = em.state
+    task = state.tasks.get(timer.task_id) if state is not None else None
+    if state is None or state.status.terminal or task is None or task.attempt != timer.attempt:
+        return "timer for a task that is gone"
+    if task.status.terminal:
+        return f"timer for task {task.task_id!r}, which is already {task.status}"
+    match timer.kind:
+        case TimerKind.DISPATCH if task.dispatch_at is not None:
+            em.emit(TaskDispatched, task_id=task.task_id, attempt=task.attempt)
+        case TimerKind.WAIT if task.wait_until is not None:
+            em.emit(TaskCompleted, task_id=task.task_id, attempt=task.attempt, output={})
+            advance(em)
+        case _:
+            return f"timer {timer.kind} no longer set on task {task.task_id!r}"
     return None
-
-
-def _advance(emitter: _Emitter, state: WorkflowState) -> None:
-    """Schedule the next task, or complete the workflow when none is left."""
-    task = _next_task(state)
-    if task is None:
-        emitter.emit(WorkflowCompleted, output=_workflow_output(state))
-        return
-    emitter.emit(
-        TaskScheduled,
-        task_id=task.taskReferenceName,
-        ref_name=task.taskReferenceName,
-        task_type=task.name,
-        attempt=1,
-        input=resolve(task.inputParameters, context(state)),
-    )
-
-
-def _workflow_output(state: WorkflowState) -> Json:
-    definition = state.workflow_def
-    if definition.outputParameters:
-        return resolve(definition.outputParameters, context(state))
-    last = state.tasks.get(definition.tasks[-1].taskReferenceName)
-    return last.output if last is not None else {}

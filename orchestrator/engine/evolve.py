@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import assert_never
+from typing import Any, assert_never
 
 from orchestrator.engine.records import (
     AnyEvent,
+    LoopIterated,
     RequestRejected,
     TaskCompleted,
+    TaskDispatched,
     TaskFailed,
     TaskInProgress,
     TaskScheduled,
     TaskStatus,
+    VariablesUpdated,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowRejected,
@@ -23,7 +26,7 @@ from orchestrator.engine.records import (
 from orchestrator.engine.state import TaskState, WorkflowState
 
 
-def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:
+def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:  # noqa: PLR0912 - one case per event type
     """The state after ``event``; ``state`` is None before a workflow's first event."""
     if state is None:
         return _begin(event)
@@ -34,27 +37,24 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:
         case WorkflowStarted() | WorkflowRejected():
             raise ValueError(f"workflow {event.workflow_id} already began (event {event.seq})")
         case TaskScheduled():
-            new.tasks[event.task_id] = TaskState(
-                task_id=event.task_id,
-                ref_name=event.ref_name,
-                task_type=event.task_type,
-                attempt=event.attempt,
-                status=TaskStatus.SCHEDULED,
-                input=event.input,
-                scheduled_at=event.at,
-                updated_at=event.at,
-            )
+            new.tasks[event.task_id] = _scheduled(event)
         case TaskInProgress():
+            output = event.output if event.output is not None else new.tasks[event.task_id].output
             _update_task(
                 new,
                 event.task_id,
                 event.at,
                 status=TaskStatus.IN_PROGRESS,
-                output=event.output
-                if event.output is not None
-                else new.tasks[event.task_id].output,
                 worker_id=event.worker_id,
+                output=output,
+                awaiting_signal=event.awaiting_signal,
             )
+        case TaskDispatched():
+            _update_task(new, event.task_id, event.at, dispatch_at=None)
+        case LoopIterated():
+            _iterate(new, event)
+        case VariablesUpdated():
+            new.variables = {**new.variables, **(event.variables or {})}
         case TaskCompleted():
             _update_task(
                 new,
@@ -63,6 +63,7 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:
                 status=TaskStatus.COMPLETED,
                 output=event.output,
                 worker_id=event.worker_id,
+                awaiting_signal=False,
             )
         case TaskFailed():
             _update_task(
@@ -72,6 +73,7 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:
                 status=TaskStatus.FAILED,
                 reason=event.reason,
                 worker_id=event.worker_id,
+                awaiting_signal=False,
             )
         case WorkflowCompleted():
             new.status = WorkflowStatus.COMPLETED
@@ -79,14 +81,55 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:
         case WorkflowFailed():
             new.status = WorkflowStatus.FAILED
             new.reason = event.reason
+            new.output = event.output
         case WorkflowTerminated():
             new.status = WorkflowStatus.TERMINATED
             new.reason = event.reason
+            new.output = event.output
         case RequestRejected():
             pass
         case _:
             assert_never(event)
     return new
+
+
+def _scheduled(event: TaskScheduled) -> TaskState:
+    output: dict[str, Any] | None = None
+    if event.task_type == "DO_WHILE":
+        output = {"iteration": 0}
+        items = (event.input or {}).get("items")
+        if isinstance(items, list) and items:
+            output.update(item=items[0], index=0)
+    return TaskState(
+        task_id=event.task_id,
+        ref_name=event.ref_name,
+        task_type=event.task_type,
+        attempt=event.attempt,
+        status=TaskStatus.SCHEDULED,
+        input=event.input,
+        output=output,
+        scheduled_at=event.at,
+        updated_at=event.at,
+        worker=event.worker,
+        optional=event.optional,
+        async_complete=event.async_complete,
+        dispatch_at=event.dispatch_at,
+        wait_until=event.wait_until,
+        awaiting_signal=event.task_type in ("WAIT", "HUMAN"),
+    )
+
+
+def _iterate(state: WorkflowState, event: LoopIterated) -> None:
+    task = state.tasks[event.task_id]
+    output = {
+        **(task.output or {}),
+        str(event.iteration): event.output,
+        "iteration": event.iteration,
+    }
+    items = (task.input or {}).get("items")
+    if isinstance(items, list) and event.iteration < len(items):
+        output.update(item=items[event.iteration], index=event.iteration)
+    _update_task(state, event.task_id, event.at, status=TaskStatus.IN_PROGRESS, output=output)
 
 
 def _begin(event: AnyEvent) -> WorkflowState:
@@ -103,6 +146,8 @@ def _begin(event: AnyEvent) -> WorkflowState:
                 definition=event.definition,
                 created_at=event.at,
                 updated_at=event.at,
+                variables=dict(event.variables or {}),
+                parent=event.parent,
             )
         case WorkflowRejected():
             return WorkflowState(
@@ -116,6 +161,7 @@ def _begin(event: AnyEvent) -> WorkflowState:
                 reason=event.reason,
                 created_at=event.at,
                 updated_at=event.at,
+                parent=event.parent,
             )
         case _:
             raise ValueError(

@@ -71,6 +71,8 @@ class StartWorkflow(Record):
     input: Json = None
     correlation_id: str | None = None
     requested_at: int = 0
+    parent: Json = None
+    definition: Json = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +81,21 @@ class TerminateWorkflow(Record):
 
     topic_role: ClassVar[str] = "requests"
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalTask(Record):
+    """Complete (or fail) a waiting task: WAIT, HUMAN, or an asyncComplete task in progress.
+
+    ``task_ref`` is a task id or a taskReferenceName (its latest instance).
+    """
+
+    topic_role: ClassVar[str] = "requests"
+    task_ref: str
+    status: ResultStatus = ResultStatus.COMPLETED
+    output: Json = None
+    reason: str | None = None
+    requested_at: int = 0
 
 
 # Results (workers -> processor) ----------------------------------------------------------------
@@ -96,6 +113,27 @@ class TaskResult(Record):
     reason: str | None = None
     error_type: str | None = None
     worker_id: str = ""
+
+
+# Timers (the processor's timer table -> processor) ---------------------------------------------
+
+
+class TimerKind(StrEnum):
+    """What a due timer means for its task."""
+
+    DISPATCH = "DISPATCH"
+    WAIT = "WAIT"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerFired(Record):
+    """A timer a task set is due; the processor feeds it to the engine like any input."""
+
+    topic_role: ClassVar[str] = "timers"
+    task_id: str
+    attempt: int
+    kind: TimerKind
+    due_at: int
 
 
 # Task commands (processor -> workers) ----------------------------------------------------------
@@ -162,6 +200,8 @@ class WorkflowStarted(Event):
     input: Json = None
     correlation_id: str | None = None
     definition: Json = None
+    variables: Json = None
+    parent: Json = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,6 +213,7 @@ class WorkflowRejected(Event):
     input: Json = None
     correlation_id: str | None = None
     reason: str
+    parent: Json = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,16 +225,48 @@ class TaskScheduled(Event):
     task_type: str
     attempt: int
     input: Json = None
+    worker: bool = True
+    optional: bool = False
+    async_complete: bool = False
+    dispatch_at: int | None = None
+    wait_until: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskInProgress(Event):
-    """A worker reported it is working on an attempt."""
+    """A worker reported it is working on an attempt (``awaiting_signal``: done, but async)."""
 
     task_id: str
     attempt: int
     worker_id: str = ""
     output: Json = None
+    awaiting_signal: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskDispatched(Event):
+    """A delayed task's start time came; its command went to the workers."""
+
+    task_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopIterated(Event):
+    """A DO_WHILE iteration finished; ``again`` records whether another one starts."""
+
+    task_id: str
+    iteration: int
+    output: Json = None
+    again: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VariablesUpdated(Event):
+    """A SET_VARIABLE task changed workflow variables."""
+
+    task_id: str
+    variables: Json = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,13 +304,15 @@ class WorkflowFailed(Event):
 
     reason: str
     task_id: str | None = None
+    output: Json = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowTerminated(Event):
-    """The run was stopped on request."""
+    """The run was stopped on request (or by a TERMINATE task)."""
 
     reason: str
+    output: Json = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,12 +323,15 @@ class RequestRejected(Event):
     reason: str
 
 
-Input = StartWorkflow | TerminateWorkflow | TaskResult
+Input = StartWorkflow | TerminateWorkflow | SignalTask | TaskResult | TimerFired
 AnyEvent = (
     WorkflowStarted
     | WorkflowRejected
     | TaskScheduled
     | TaskInProgress
+    | TaskDispatched
+    | LoopIterated
+    | VariablesUpdated
     | TaskCompleted
     | TaskFailed
     | WorkflowCompleted
@@ -266,6 +344,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WorkflowRejected,
     TaskScheduled,
     TaskInProgress,
+    TaskDispatched,
+    LoopIterated,
+    VariablesUpdated,
     TaskCompleted,
     TaskFailed,
     WorkflowCompleted,
@@ -273,7 +354,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WorkflowTerminated,
     RequestRejected,
 )
-INPUT_TYPES: tuple[type[Record], ...] = (StartWorkflow, TerminateWorkflow, TaskResult)
+INPUT_TYPES: tuple[type[Record], ...] = (StartWorkflow, TerminateWorkflow, SignalTask, TaskResult)
 TERMINAL_EVENTS = (WorkflowCompleted, WorkflowFailed, WorkflowTerminated, WorkflowRejected)
 
 

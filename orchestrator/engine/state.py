@@ -7,6 +7,7 @@ frozen ``TaskState`` values. Both convert to and from plain JSON for the state s
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from orchestrator.dsl.model import WorkflowDef
 from orchestrator.engine.records import TaskStatus, WorkflowStatus
 
 Json = Any
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,19 @@ class TaskState:
     worker_id: str = ""
     scheduled_at: int = 0
     updated_at: int = 0
+    worker: bool = True
+    optional: bool = False
+    async_complete: bool = False
+    dispatch_at: int | None = None
+    wait_until: int | None = None
+    awaiting_signal: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        """COMPLETED, or FAILED where the definition marks the task optional."""
+        return self.status is TaskStatus.COMPLETED or (
+            self.status is TaskStatus.FAILED and self.optional
+        )
 
     def to_json(self) -> dict[str, Json]:
         """Plain JSON for the state store."""
@@ -59,8 +73,11 @@ class WorkflowState:
     definition: Json = None
     created_at: int = 0
     updated_at: int = 0
+    variables: dict[str, Json] = field(default_factory=dict)
+    parent: Json = None
     tasks: dict[str, TaskState] = field(default_factory=dict)
     _parsed: WorkflowDef | None = field(default=None, compare=False, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def workflow_def(self) -> WorkflowDef:
@@ -73,7 +90,19 @@ class WorkflowState:
         """A copy that can be changed without touching this state (tasks are immutable)."""
         clone = dataclasses.replace(self)
         clone.tasks = dict(self.tasks)
+        clone._parsed = self._parsed
+        clone._memo = self._memo
         return clone
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A value derived from immutable parts of this run, computed once per process.
+
+        Only for derivations of data that never changes once written (the definition, a
+        completed task's output), so sharing the memo between copies is safe.
+        """
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def to_json(self) -> dict[str, Json]:
         """Plain JSON for the state store."""

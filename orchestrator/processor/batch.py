@@ -9,17 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
-
 from orchestrator.engine import Definitions, decide, evolve
+from orchestrator.engine.emitter import Scripts
+from orchestrator.engine.outbox import outbound
 from orchestrator.engine.records import (
     DeadLetter,
     Event,
-    ExecuteTask,
     Input,
     Record,
     StartWorkflow,
-    TaskScheduled,
 )
 from orchestrator.engine.state import WorkflowState
 from orchestrator.errors import OrchestratorError
@@ -37,7 +35,7 @@ class Batch:
 
     now: int
     events: list[tuple[int, Event]] = field(default_factory=list)
-    commands: list[ExecuteTask] = field(default_factory=list)
+    outbox: list[Record] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     dirty: dict[int, dict[str, WorkflowState]] = field(default_factory=dict)
@@ -68,10 +66,11 @@ class Batch:
         )
 
 
-def decode_input(message: Any, partitions: int) -> Input:
+def decode_input(message: Any, partitions: int, requests_topic: str) -> Input:
     """The request or result in ``message``; raises OrchestratorError naming what is wrong."""
     record = CODEC.decode(message.value())
-    if not isinstance(record, Record) or record.topic_role not in ("requests", "results"):
+    role = "requests" if message.topic() == requests_topic else "results"
+    if not isinstance(record, Record) or record.topic_role != role:
         raise OrchestratorError(
             f"a {type(record).__name__} record does not belong on {message.topic()}"
         )
@@ -85,11 +84,17 @@ def decode_input(message: Any, partitions: int) -> Input:
 
 
 def apply_input(
-    batch: Batch, partition: int, store: PartitionStore, item: Input, definitions: Definitions
+    batch: Batch,
+    partition: int,
+    store: PartitionStore,
+    item: Input,
+    definitions: Definitions,
+    *,
+    scripts: Scripts | None = None,
 ) -> None:
     """Decide ``item`` against the current state and add the outcome to ``batch``."""
     state = batch.state(partition, store, item.workflow_id)
-    decision = decide(state, item, definitions, batch.now)
+    decision = decide(state, item, definitions, batch.now, scripts)
     if decision.ignored is not None:
         log.info(
             "input ignored",
@@ -101,24 +106,9 @@ def apply_input(
     for event in decision.events:
         state = evolve(state, event)
         batch.events.append((partition, event))
-        if isinstance(event, TaskScheduled):
-            batch.commands.append(command_for(event, state))
+        batch.outbox.extend(outbound(event, state))
     if state is not None:
         batch.dirty.setdefault(partition, {})[item.workflow_id] = state
-
-
-def command_for(event: TaskScheduled, state: WorkflowState) -> ExecuteTask:
-    """The task command a TaskScheduled event projects to."""
-    return ExecuteTask(
-        workflow_id=event.workflow_id,
-        task_id=event.task_id,
-        attempt=event.attempt,
-        task_type=event.task_type,
-        ref_name=event.ref_name,
-        input=event.input,
-        workflow_name=state.name,
-        scheduled_at=event.at,
-    )
 
 
 def needs_definitions(items: list[Input], definitions: Definitions) -> bool:
@@ -127,8 +117,3 @@ def needs_definitions(items: list[Input], definitions: Definitions) -> bool:
         isinstance(item, StartWorkflow) and definitions.get(item.name, item.version) is None
         for item in items
     )
-
-
-def bind_workflow(workflow_id: str) -> None:
-    """Bind the workflow id into every log line until the next bind."""
-    structlog.contextvars.bind_contextvars(workflow_id=workflow_id)

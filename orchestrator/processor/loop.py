@@ -23,14 +23,17 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from orchestrator.config import Settings
+from orchestrator.engine.records import ExecuteTask, Input, Record, TaskResult
 from orchestrator.errors import OrchestratorError, TransactionError
 from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import admin_client, make_consumer, make_producer
+from orchestrator.log.partitioning import partition_for
 from orchestrator.log.topics import Topics, ensure_task_topic
 from orchestrator.processor.batch import Batch, apply_input, decode_input, needs_definitions
 from orchestrator.processor.catchup import catch_up
 from orchestrator.processor.definitions import DefinitionTable
 from orchestrator.processor.store import PartitionStore, partition_path
+from orchestrator.scripts import ScriptEngine
 from orchestrator.telemetry import get_logger
 
 log = get_logger(__name__)
@@ -58,6 +61,7 @@ class Processor:
         self._consumer: Any = None
         self._producer: Any = None
         self._catchup: Any = None
+        self._scripts = ScriptEngine()
 
     @property
     def group_id(self) -> str:
@@ -146,8 +150,7 @@ class Processor:
         while not stop.is_set():
             messages = self._next_batch()
             self._definitions.poll()
-            if messages:
-                self._process(messages)
+            self._process(messages)
 
     def _next_batch(self) -> list[Any]:
         """Wait for one record, then take what else is already fetched, without waiting.
@@ -161,8 +164,25 @@ class Processor:
         return [first, *self._consumer.consume(MAX_BATCH - 1, 0)]
 
     def _process(self, messages: list[Any]) -> None:
+        """Step 1 for one batch of records and due timers, then steps 2-4."""
         batch = Batch(now=now_ms())
-        decoded = []
+        inputs = [*self._decode(batch, messages), *self._due_timers(batch.now)]
+        if not inputs and not batch.dead_letters:
+            return
+        assert self._definitions is not None
+        if needs_definitions([item for _, item in inputs], self._definitions):
+            self._definitions.refresh()
+        for partition, item in inputs:
+            store = self.stores.get(partition)
+            if store is None:
+                raise TransactionError(f"input for partition {partition}, which is not owned")
+            apply_input(batch, partition, store, item, self._definitions, scripts=self._scripts)
+        checkpoints = self._commit(batch)
+        self._store(batch, checkpoints)
+
+    def _decode(self, batch: Batch, messages: list[Any]) -> list[tuple[int, Input]]:
+        """Decode records into inputs; record every offset; dead-letter what does not decode."""
+        inputs: list[tuple[int, Input]] = []
         for message in messages:
             error = message.error()
             if error is not None:
@@ -171,23 +191,21 @@ class Processor:
                 continue
             batch.offsets[(message.topic(), message.partition())] = message.offset() + 1
             try:
-                decoded.append((message, decode_input(message, self.settings.partitions)))
+                item = decode_input(message, self.settings.partitions, self.topics.requests)
+                inputs.append((message.partition(), item))
             except OrchestratorError as exc:
                 batch.dead_letter(message, str(exc))
             except Exception as exc:  # noqa: BLE001 - no input may stop the processor
                 batch.dead_letter(message, f"undecodable record: {type(exc).__name__}: {exc}")
-        assert self._definitions is not None
-        if needs_definitions([item for _, item in decoded], self._definitions):
-            self._definitions.refresh()
-        for message, item in decoded:
-            store = self.stores.get(message.partition())
-            if store is None:
-                raise TransactionError(
-                    f"input for partition {message.partition()}, which is not owned"
-                )
-            apply_input(batch, message.partition(), store, item, self._definitions)
-        checkpoints = self._commit(batch)
-        self._store(batch, checkpoints)
+        return inputs
+
+    def _due_timers(self, now: int) -> list[tuple[int, Input]]:
+        """Due timers of every owned partition, as engine inputs."""
+        return [
+            (number, timer.fired())
+            for number, store in self.stores.items()
+            for timer in store.due_timers(now)
+        ]
 
     def _commit(self, batch: Batch) -> dict[int, int]:
         """Steps 2 and 3: produce everything and the offsets in one transaction; commit it."""
@@ -198,14 +216,15 @@ class Processor:
                 partition = message.partition()
                 last_offsets[partition] = max(last_offsets.get(partition, -1), message.offset())
 
-        for task_type in {command.task_type for command in batch.commands}:
+        for task_type in {r.task_type for r in batch.outbox if isinstance(r, ExecuteTask)}:
             ensure_task_topic(self._admin, self.settings, task_type)
         try:
             self._producer.begin_transaction()
             for partition, event in batch.events:
                 self._produce(self.topics.events, event.workflow_id, event, partition, delivered)
-            for command in batch.commands:
-                self._produce(self.topics.tasks(command.task_type), command.workflow_id, command)
+            for record in batch.outbox:
+                topic, partition = self._route(record)
+                self._produce(topic, record.workflow_id, record, partition)
             for letter in batch.dead_letters:
                 self._produce(self.topics.dead_letters, letter.key, letter)
             offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
@@ -220,6 +239,15 @@ class Processor:
             ) from exc
         self._producer.poll(0)
         return last_offsets
+
+    def _route(self, record: Record) -> tuple[str, int | None]:
+        """Where an outbound record goes: a task topic, or requests/results of its workflow."""
+        if isinstance(record, ExecuteTask):
+            return self.topics.tasks(record.task_type), None
+        home = partition_for(record.workflow_id, self.settings.partitions)
+        if isinstance(record, TaskResult):
+            return self.topics.results, home
+        return self.topics.requests, home
 
     def _produce(
         self,

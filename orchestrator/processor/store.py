@@ -1,14 +1,16 @@
 """The RocksDB state of one partition: workflow rows and the checkpoint, written atomically.
 
-Keys: ``workflow/<id>`` (the state as JSON) and ``meta/checkpoint`` (the offset in ``events``
-of the last event the rows reflect). State and checkpoint always change in one write batch,
-so after any crash the store is a consistent prefix of the log and catch-up starts at
+Keys: ``workflow/<id>`` (the state as JSON), ``timer/<due>/...`` (the timers those states ask
+for, derived from them) and ``meta/checkpoint`` (the offset in ``events`` of the last event the
+rows reflect). States, their timers and the checkpoint always change in one write batch, so
+after any crash the store is a consistent prefix of the log and catch-up starts at
 ``checkpoint + 1``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -16,10 +18,16 @@ from pathlib import Path
 import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
+from orchestrator.engine.records import TimerKind
 from orchestrator.engine.state import STATE_VERSION, WorkflowState
+from orchestrator.engine.timers import Timer, pending_timers
 from orchestrator.errors import StateError
+from orchestrator.telemetry import get_logger
+
+log = get_logger(__name__)
 
 WORKFLOW_PREFIX = b"workflow/"
+TIMER_PREFIX = b"timer/"
 CHECKPOINT_KEY = b"meta/checkpoint"
 VERSION_KEY = b"meta/version"
 NO_CHECKPOINT = -1
@@ -44,7 +52,49 @@ class PartitionStore:
             raise StateError(f"cannot open state store {path}: {exc}") from exc
         version = self._db.get(VERSION_KEY)
         if version is not None and int(version) != STATE_VERSION:
-            raise StateError(f"{path}: state version {int(version)}, expected {STATE_VERSION}")
+            # The store is only a cache of the log: an old layout is dropped and refolded.
+            log.warning(
+                "state layout changed; rebuilding from the log",
+                path=str(path),
+                found=int(version),
+                expected=STATE_VERSION,
+            )
+            self._db.close()
+            Rdict.destroy(str(path), options)
+            self._db = Rdict(str(path), options)
+        self._timers: dict[str, dict[str, Timer]] = {}
+        self._heap: list[Timer] = []
+        self._load_timers()
+
+    def _load_timers(self) -> None:
+        for key, value in self._db.items(from_key=TIMER_PREFIX):
+            if not isinstance(key, bytes) or not key.startswith(TIMER_PREFIX):
+                break
+            data = orjson.loads(bytes(value))
+            timer = Timer(
+                data["due_at"],
+                data["workflow_id"],
+                data["task_id"],
+                data["attempt"],
+                TimerKind(data["kind"]),
+            )
+            self._timers.setdefault(timer.workflow_id, {})[timer.key] = timer
+            self._heap.append(timer)
+        heapq.heapify(self._heap)
+
+    def due_timers(self, now: int) -> list[Timer]:
+        """Take every timer due at ``now``; each is handed out once until a write sets it again."""
+        due = []
+        while self._heap and self._heap[0].due_at <= now:
+            timer = heapq.heappop(self._heap)
+            if timer.key in self._timers.get(timer.workflow_id, {}):
+                due.append(timer)
+        return due
+
+    @property
+    def timer_count(self) -> int:
+        """How many timers are pending in this partition."""
+        return sum(len(timers) for timers in self._timers.values())
 
     @property
     def checkpoint(self) -> int:
@@ -60,11 +110,30 @@ class PartitionStore:
     def write(self, states: Mapping[str, WorkflowState], checkpoint: int) -> None:
         """Store ``states`` and move the checkpoint, in one atomic write batch."""
         batch = WriteBatch(raw_mode=True)
+        added: list[Timer] = []
         for workflow_id, state in states.items():
             batch.put(WORKFLOW_PREFIX + workflow_id.encode(), orjson.dumps(state.to_json()))
+            added.extend(self._retime(batch, workflow_id, state))
         batch.put(CHECKPOINT_KEY, str(checkpoint).encode())
         batch.put(VERSION_KEY, str(STATE_VERSION).encode())
         self._db.write(batch)
+        for timer in added:
+            heapq.heappush(self._heap, timer)
+
+    def _retime(self, batch: WriteBatch, workflow_id: str, state: WorkflowState) -> list[Timer]:
+        """Replace the workflow's timer rows with those its new state asks for; return new ones."""
+        old = self._timers.get(workflow_id, {})
+        new = {timer.key: timer for timer in pending_timers(state)}
+        for key in old.keys() - new.keys():
+            batch.delete(TIMER_PREFIX + key.encode())
+        added = [timer for key, timer in new.items() if key not in old]
+        for timer in added:
+            batch.put(TIMER_PREFIX + timer.key.encode(), orjson.dumps(timer.__dict__))
+        if new:
+            self._timers[workflow_id] = new
+        else:
+            self._timers.pop(workflow_id, None)
+        return added
 
     def workflows(self) -> Iterator[WorkflowState]:
         """Every stored workflow, in key order."""

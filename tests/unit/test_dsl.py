@@ -134,11 +134,11 @@ def test_unknown_task_in_output_parameters() -> None:
 
 
 def test_unsupported_task_type() -> None:
-    """A task type other than SIMPLE is rejected at tasks[i].type, listing what is supported."""
-    error = invalid(workflow(task("a"), task("b", type="SWITCH")))
+    """An unknown task type is rejected at tasks[i].type, listing what is supported."""
+    error = invalid(workflow(task("a"), task("b", type="BUSINESS_RULE")))
     assert error.source == SOURCE
     assert error.path == "tasks[1].type"
-    assert "'SWITCH' is not supported" in str(error)
+    assert "'BUSINESS_RULE' is not supported" in str(error)
     assert "SIMPLE" in str(error)
 
 
@@ -230,7 +230,7 @@ def test_error_in_a_list_file_names_the_list_index(tmp_path: Path) -> None:
 def test_error_in_a_file_names_the_file(tmp_path: Path) -> None:
     """An invalid single definition in a file names the file and the field path."""
     path = tmp_path / "one.json"
-    path.write_bytes(orjson.dumps(workflow(task("a", type="HTTP"))))
+    path.write_bytes(orjson.dumps(workflow(task("a", type="BUSINESS_RULE"))))
     with pytest.raises(DefinitionError) as caught:
         load_definition_file(path)
     assert caught.value.source == str(path)

@@ -9,7 +9,6 @@ import pytest
 
 from orchestrator.engine.records import TaskStatus, WorkflowStatus
 from orchestrator.engine.state import TaskState, WorkflowState
-from orchestrator.errors import StateError
 from orchestrator.processor.store import NO_CHECKPOINT, VERSION_KEY, PartitionStore
 
 StoreFactory = Callable[[str], PartitionStore]
@@ -177,14 +176,17 @@ def test_empty_stores_share_a_digest(open_store: StoreFactory) -> None:
     assert one.digest() == two.digest() != three.digest()
 
 
-def test_unknown_state_version_is_refused(tmp_path: Path) -> None:
-    """A store written by another state version refuses to open instead of misreading rows."""
+def test_other_state_version_is_dropped_for_a_rebuild(tmp_path: Path) -> None:
+    """A store of another state layout is never misread: it reopens empty, to refold the log."""
     store = PartitionStore(tmp_path / "p0")
     store.write({"a": state("a")}, checkpoint=1)
     store._db[VERSION_KEY] = b"999"
     store.close()
-    with pytest.raises(StateError, match="state version 999"):
-        PartitionStore(tmp_path / "p0")
+    reopened = PartitionStore(tmp_path / "p0")
+    try:
+        assert (reopened.checkpoint, reopened.get("a")) == (NO_CHECKPOINT, None)
+    finally:
+        reopened.close()
 
 
 def test_destroy_removes_the_database(tmp_path: Path) -> None:

@@ -1,0 +1,121 @@
+"""What an event asks the processor to send: task commands, child workflows, parent results.
+
+A projection of events (and the state after them), so it is never stored and never replayed:
+the processor produces these records in the same transaction as the events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.engine.records import (
+    AnyEvent,
+    ExecuteTask,
+    Record,
+    ResultStatus,
+    StartWorkflow,
+    TaskDispatched,
+    TaskResult,
+    TaskScheduled,
+    TerminateWorkflow,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowRejected,
+    WorkflowTerminated,
+)
+from orchestrator.engine.state import TaskState, WorkflowState
+from orchestrator.engine.tasks import child_workflow_id
+
+Json = Any
+
+
+def outbound(event: AnyEvent, state: WorkflowState) -> list[Record]:
+    """The records ``event`` sends; ``state`` is the workflow's state right after it."""
+    match event:
+        case TaskScheduled() if event.worker and event.dispatch_at is None:
+            return [command(state.tasks[event.task_id], state)]
+        case TaskDispatched():
+            return [command(state.tasks[event.task_id], state)]
+        case TaskScheduled() if event.task_type in ("SUB_WORKFLOW", "START_WORKFLOW"):
+            return [_child_start(event, state)]
+        case WorkflowCompleted() | WorkflowFailed() | WorkflowTerminated() | WorkflowRejected():
+            return _on_end(event, state)
+        case _:
+            return []
+
+
+def command(task: TaskState, state: WorkflowState) -> ExecuteTask:
+    """The command a worker executes for the current attempt of ``task``."""
+    return ExecuteTask(
+        workflow_id=state.workflow_id,
+        task_id=task.task_id,
+        attempt=task.attempt,
+        task_type=task.task_type,
+        ref_name=task.ref_name,
+        input=task.input,
+        workflow_name=state.name,
+        scheduled_at=task.scheduled_at,
+    )
+
+
+def _child_start(event: TaskScheduled, state: WorkflowState) -> StartWorkflow:
+    data = event.input or {}
+    child = child_workflow_id(state.workflow_id, event.task_id, event.attempt)
+    if event.task_type == "START_WORKFLOW":
+        spec = data.get("startWorkflow") or {}
+        return StartWorkflow(
+            workflow_id=child,
+            name=str(spec.get("name", "")),
+            version=spec.get("version"),
+            input=spec.get("input") or {},
+            correlation_id=spec.get("correlationId"),
+            requested_at=event.at,
+        )
+    child_input = {k: v for k, v in data.items() if not k.startswith("subWorkflow")}
+    return StartWorkflow(
+        workflow_id=child,
+        name=str(data.get("subWorkflowName") or ""),
+        version=data.get("subWorkflowVersion"),
+        input=child_input,
+        correlation_id=state.correlation_id,
+        requested_at=event.at,
+        parent={"workflowId": state.workflow_id, "taskId": event.task_id, "attempt": event.attempt},
+        definition=data.get("subWorkflowDefinition"),
+    )
+
+
+def _on_end(event: AnyEvent, state: WorkflowState) -> list[Record]:
+    records: list[Record] = []
+    parent = state.parent
+    if parent:
+        records.append(_parent_result(event, state, parent))
+    if not isinstance(event, WorkflowCompleted):
+        reason = f"parent workflow {state.workflow_id} ended {state.status}"
+        records.extend(
+            TerminateWorkflow(
+                workflow_id=child_workflow_id(state.workflow_id, t.task_id, t.attempt),
+                reason=reason,
+            )
+            for t in state.tasks.values()
+            if t.task_type == "SUB_WORKFLOW" and not t.status.terminal
+        )
+    return records
+
+
+def _parent_result(event: AnyEvent, state: WorkflowState, parent: dict[str, Json]) -> TaskResult:
+    common: dict[str, Any] = {
+        "workflow_id": parent["workflowId"],
+        "task_id": parent["taskId"],
+        "attempt": int(parent["attempt"]),
+        "worker_id": f"workflow:{state.workflow_id}",
+    }
+    if isinstance(event, WorkflowCompleted):
+        child_output = event.output if isinstance(event.output, dict) else {"result": event.output}
+        output = {**child_output, "subWorkflowId": state.workflow_id}
+        return TaskResult(status=ResultStatus.COMPLETED, output=output, **common)
+    return TaskResult(
+        status=ResultStatus.FAILED,
+        output={"subWorkflowId": state.workflow_id},
+        reason=f"sub-workflow {state.workflow_id} {state.status}: {state.reason}",
+        **common,
+    )

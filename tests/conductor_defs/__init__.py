@@ -1,0 +1,1 @@
+"""Netflix Conductor workflow definitions, each with a case: input, signals, expected result."""
