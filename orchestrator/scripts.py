@@ -190,6 +190,12 @@ class ScriptEngine:
     outlive an evaluation, and overwritten globals are put back; changes made *inside*
     built-in objects (``Array.prototype.x = ...``) persist until the isolate is replaced.
 
+    The heap limit is enforced where V8 checks for interrupts, so one builtin call can overshoot
+    it; and V8 aborts the whole process when a builtin grows an array past V8's own maximum.
+    Calls on arrays longer than the heap limit could hold (``Array(1e9).fill(0)``) are refused
+    up front, but an in-process isolate cannot rule such aborts out: if definition authors are
+    not trusted, run the engine in a process of its own.
+
     Code a script leaves to run after it returns (promise reactions, an async function after
     its first ``await``) runs between evaluations, outside any time limit. If it is still
     running when the next evaluation is due, that evaluation times out without having begun;

@@ -1,7 +1,9 @@
 """The times a WAIT task names: a ``duration`` to wait, or an instant to wait ``until``.
 
-Both parsers are pure: they read no clock and no time-zone database. The engine adds a
-duration to the ``now`` its input carries.
+Both parsers are pure: they import no ``datetime`` or ``time`` (the engine's purity test
+forbids them), read no clock and no time-zone database; dates are counted with integer
+arithmetic on the proleptic Gregorian calendar. The engine adds a duration to the ``now`` its
+input carries.
 
 Durations follow Conductor's grammar: optional days, hours, minutes and seconds, in that order,
 each a whole number and a unit (``d``/``day``/``days``, ``h``/``hr``/``hrs``/``hour``/``hours``,
@@ -19,7 +21,6 @@ are refused: their abbreviations are ambiguous, and resolving them needs a zone 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
 
 __all__ = ["parse_duration", "parse_until"]
 
@@ -58,8 +59,7 @@ _INSTANT = re.compile(
 )
 _NAMED_ZONE = re.compile(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}[T\s].*[0-9]\s*[A-Za-z][\w/+-]*\s*")
 _OFFSET = re.compile(r"(?P<sign>[+-])(?P<hours>[0-9]{1,2})(?::?(?P<minutes>[0-9]{2}))?")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND = timedelta(milliseconds=1)
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def parse_duration(text: str) -> int:
@@ -91,34 +91,54 @@ def parse_until(text: str) -> int:
     if match is None:
         raise ValueError(_until_problem(text))
     fields = match.groupdict()
-    zone = _zone(fields["zone"], text)
-    fraction = (fields["fraction"] or "").ljust(6, "0")[:6]
-    try:
-        instant = datetime(
-            int(fields["year"]),
-            int(fields["month"]),
-            int(fields["day"]),
-            int(fields["hour"] or 0),
-            int(fields["minute"] or 0),
-            int(fields["second"] or 0),
-            int(fraction),
-            tzinfo=zone,
-        )
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a real time: {exc}") from None
-    return (instant - _EPOCH) // _MILLISECOND
+    year, month, day = int(fields["year"]), int(fields["month"]), int(fields["day"])
+    hour, minute = int(fields["hour"] or 0), int(fields["minute"] or 0)
+    second = int(fields["second"] or 0)
+    if problem := _impossible_date(year, month, day) or _impossible_time(hour, minute, second):
+        raise ValueError(f"{text!r} is not a real time: {problem}")
+    millis = int((fields["fraction"] or "").ljust(3, "0")[:3])
+    seconds = _days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second
+    return (seconds - _offset_seconds(fields["zone"], text)) * _SECOND_MS + millis
 
 
-def _zone(zone: str | None, text: str) -> timezone:
-    """The fixed offset ``zone`` names; UTC when there is none."""
+def _impossible_date(year: int, month: int, day: int) -> str:
+    """What makes this date impossible, or "" when it exists."""
+    if not 1 <= month <= 12:
+        return f"there is no month {month}"
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = 29 if month == 2 and leap else _DAYS_IN_MONTH[month - 1]
+    if not 1 <= day <= days:
+        return f"month {month} of {year} has {days} days"
+    return ""
+
+
+def _impossible_time(hour: int, minute: int, second: int) -> str:
+    """What makes this time of day impossible, or "" when it exists."""
+    if hour > 23 or minute > 59 or second > 59:
+        return f"there is no time {hour:02}:{minute:02}:{second:02}"
+    return ""
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to this proleptic Gregorian date (Howard Hinnant's algorithm)."""
+    year -= 1 if month <= 2 else 0
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146_097 + day_of_era - 719_468
+
+
+def _offset_seconds(zone: str | None, text: str) -> int:
+    """The offset from UTC that ``zone`` names, in seconds; 0 when there is none."""
     offset = _OFFSET.search(zone or "")
     if offset is None:
-        return UTC
+        return 0
     hours, minutes = int(offset["hours"]), int(offset["minutes"] or 0)
     if hours >= 24 or minutes >= 60:
         raise ValueError(f"{text!r} has an offset out of range: {offset[0]}")
     sign = -1 if offset["sign"] == "-" else 1
-    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+    return sign * (hours * 3_600 + minutes * 60)
 
 
 def _until_problem(text: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import shutil
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -31,6 +32,8 @@ TIMER_PREFIX = b"timer/"
 CHECKPOINT_KEY = b"meta/checkpoint"
 VERSION_KEY = b"meta/version"
 NO_CHECKPOINT = -1
+#: Workflow states kept in memory per partition, most recently used first out last.
+CACHE_SIZE = 10_000
 
 
 def partition_path(state_dir: Path, topic_prefix: str, partition: int) -> Path:
@@ -62,6 +65,7 @@ class PartitionStore:
             self._db.close()
             Rdict.destroy(str(path), options)
             self._db = Rdict(str(path), options)
+        self._cache: OrderedDict[str, WorkflowState] = OrderedDict()
         self._timers: dict[str, dict[str, Timer]] = {}
         self._heap: list[Timer] = []
         self._load_timers()
@@ -104,8 +108,23 @@ class PartitionStore:
 
     def get(self, workflow_id: str) -> WorkflowState | None:
         """The stored state of one workflow, or None."""
+        cached = self._cache.get(workflow_id)
+        if cached is not None:
+            self._cache.move_to_end(workflow_id)
+            return cached
         raw = self._db.get(WORKFLOW_PREFIX + workflow_id.encode())
-        return None if raw is None else WorkflowState.from_json(orjson.loads(raw))
+        if raw is None:
+            return None
+        state = WorkflowState.from_json(orjson.loads(raw))
+        self._remember(workflow_id, state)
+        return state
+
+    def _remember(self, workflow_id: str, state: WorkflowState) -> None:
+        """Keep a written or read state in memory; states are never mutated, so sharing is safe."""
+        self._cache[workflow_id] = state
+        self._cache.move_to_end(workflow_id)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
 
     def write(self, states: Mapping[str, WorkflowState], checkpoint: int) -> None:
         """Store ``states`` and move the checkpoint, in one atomic write batch."""
@@ -119,6 +138,8 @@ class PartitionStore:
         self._db.write(batch)
         for timer in added:
             heapq.heappush(self._heap, timer)
+        for workflow_id, state in states.items():
+            self._remember(workflow_id, state)
 
     def _retime(self, batch: WriteBatch, workflow_id: str, state: WorkflowState) -> list[Timer]:
         """Replace the workflow's timer rows with those its new state asks for; return new ones."""
