@@ -124,7 +124,8 @@ def main() -> None:
         )
         seconds, output = timed(client, "bench_loop_worker", {"items": list(range(args.size))})
         print(
-            f"DO_WHILE of {args.size} iterations (worker task body): {seconds:.2f} s (output {output})"
+            f"DO_WHILE of {args.size} iterations (worker task body): {seconds:.2f} s "
+            f"(output {output})"
         )
         print(f"processor peak memory: {peak_rss_mb(processor.pid):.0f} MB")
 

@@ -16,7 +16,7 @@ import orjson
 
 from orchestrator.client import Client
 from orchestrator.config import Settings
-from orchestrator.dsl.validate import load_definition_file
+from orchestrator.dsl.validate import load_definition_file, validate_set
 from orchestrator.engine.records import Event, ResultStatus, as_json
 from orchestrator.engine.state import WorkflowState
 from orchestrator.errors import OrchestratorError
@@ -99,9 +99,29 @@ def definitions() -> None:
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path), required=True)
 @click.pass_context
 def definitions_register(ctx: click.Context, files: tuple[Path, ...]) -> None:
-    """Validate definition files, then publish them all (nothing is published if one is bad)."""
-    parsed = [definition for path in files for definition in load_definition_file(path)]
-    client = Client(_settings(ctx))
+    """Validate definition files, then publish them all (nothing is published if one is bad).
+
+    Sub-workflows are checked against each other and what is registered: a cycle is an error,
+    a sub-workflow nobody registered yet is a warning.
+    """
+    from orchestrator.processor.definitions import DefinitionTable
+
+    sources: dict[str, str] = {}
+    parsed = []
+    for path in files:
+        for definition in load_definition_file(path):
+            sources[definition.key] = str(path)
+            parsed.append(definition)
+    settings = _settings(ctx)
+    client = Client(settings)
+    table = DefinitionTable(settings)
+    try:
+        table.refresh()
+        warnings = validate_set(parsed, known=table, sources=sources)
+    finally:
+        table.close()
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     for key in client.register(parsed):
         click.echo(f"registered {key}")
 

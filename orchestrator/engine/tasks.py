@@ -76,13 +76,12 @@ def _schedule_worker(em: Emitter, task: WorkflowTask, task_id: str, data: Json) 
     task_type = task.name if task.type == "SIMPLE" else task.type
     if task.type == "DYNAMIC":
         param = task.dynamicTaskNameParam or "taskToExecute"
-        task_type = (data or {}).get(param)
-        if not isinstance(task_type, str) or not task_type:
+        chosen = (data or {}).get(param)
+        if not isinstance(chosen, str) or not chosen:
             schedule_task(em, task, task_id, data)
-            fail_task(
-                em, task_id, f"DYNAMIC task input {param!r} names no task type: {task_type!r}"
-            )
+            fail_task(em, task_id, f"DYNAMIC task input {param!r} names no task type: {chosen!r}")
             return
+        task_type = chosen
     if task.type == "EVENT":
         data = {**(data or {}), "sink": task.sink}
     delay = task.startDelay * 1000

@@ -11,10 +11,10 @@ import time
 from typing import Any
 
 from confluent_kafka import KafkaError, TopicPartition
+from pydantic import ValidationError
 
 from orchestrator.config import Settings
 from orchestrator.dsl.model import WorkflowDef
-from orchestrator.dsl.validate import parse_definition
 from orchestrator.engine.records import WorkflowDefinition
 from orchestrator.errors import OrchestratorError
 from orchestrator.log.codec import CODEC
@@ -81,10 +81,10 @@ class DefinitionTable:
             record = CODEC.decode(message.value())
             if not isinstance(record, WorkflowDefinition):
                 raise OrchestratorError(f"unexpected {type(record).__name__} record")
-            definition = parse_definition(
-                record.definition, source=f"definitions@{message.offset()}"
-            )
-        except OrchestratorError as exc:
+            # Checked in full at registration; read back by schema only, so a rule added later
+            # never hides a definition that running workflows may still start.
+            definition = WorkflowDef.model_validate(record.definition)
+        except (OrchestratorError, ValidationError) as exc:
             log.error("skipping unreadable definition", offset=message.offset(), error=str(exc))
             return False
         self._by_name.setdefault(definition.name, {})[definition.version] = definition

@@ -223,8 +223,8 @@ class Processor:
             for partition, event in batch.events:
                 self._produce(self.topics.events, event.workflow_id, event, partition, delivered)
             for record in batch.outbox:
-                topic, partition = self._route(record)
-                self._produce(topic, record.workflow_id, record, partition)
+                topic, home = self._route(record)
+                self._produce(topic, record.workflow_id, record, home)
             for letter in batch.dead_letters:
                 self._produce(self.topics.dead_letters, letter.key, letter)
             offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]

@@ -1,7 +1,8 @@
 """The RocksDB state of one partition: workflow rows and the checkpoint, written atomically.
 
-Keys: ``workflow/<id>`` (the state as JSON), ``timer/<due>/...`` (the timers those states ask
-for, derived from them) and ``meta/checkpoint`` (the offset in ``events`` of the last event the
+Keys: ``workflow/<id>`` (the state as JSON, without its tasks), ``task/<id>\0<task id>`` (one
+row per task, so a batch rewrites only the tasks it changed), ``timer/<due>/...`` (the timers
+the states ask for) and ``meta/checkpoint`` (the offset in ``events`` of the last event the
 rows reflect). States, their timers and the checkpoint always change in one write batch, so
 after any crash the store is a consistent prefix of the log and catch-up starts at
 ``checkpoint + 1``.
@@ -29,6 +30,8 @@ log = get_logger(__name__)
 
 WORKFLOW_PREFIX = b"workflow/"
 TIMER_PREFIX = b"timer/"
+TASK_PREFIX = b"task/"
+ORDER = "_order"  # a task's position in its workflow: the order tasks were scheduled in
 CHECKPOINT_KEY = b"meta/checkpoint"
 VERSION_KEY = b"meta/version"
 NO_CHECKPOINT = -1
@@ -115,9 +118,20 @@ class PartitionStore:
         raw = self._db.get(WORKFLOW_PREFIX + workflow_id.encode())
         if raw is None:
             return None
-        state = WorkflowState.from_json(orjson.loads(raw))
+        state = self._assemble(workflow_id, bytes(raw))
         self._remember(workflow_id, state)
         return state
+
+    def _assemble(self, workflow_id: str, raw: bytes) -> WorkflowState:
+        """A workflow row and its task rows, in scheduling order, as one state."""
+        prefix = _task_prefix(workflow_id)
+        tasks = []
+        for key, value in self._db.items(from_key=prefix):
+            if not isinstance(key, bytes) or not key.startswith(prefix):
+                break
+            tasks.append(orjson.loads(bytes(value)))
+        tasks.sort(key=lambda task: task.pop(ORDER))
+        return WorkflowState.from_json({**orjson.loads(raw), "tasks": tasks})
 
     def _remember(self, workflow_id: str, state: WorkflowState) -> None:
         """Keep a written or read state in memory; states are never mutated, so sharing is safe."""
@@ -131,7 +145,10 @@ class PartitionStore:
         batch = WriteBatch(raw_mode=True)
         added: list[Timer] = []
         for workflow_id, state in states.items():
-            batch.put(WORKFLOW_PREFIX + workflow_id.encode(), orjson.dumps(state.to_json()))
+            row = state.to_json()
+            del row["tasks"]
+            batch.put(WORKFLOW_PREFIX + workflow_id.encode(), orjson.dumps(row))
+            self._write_tasks(batch, workflow_id, state)
             added.extend(self._retime(batch, workflow_id, state))
         batch.put(CHECKPOINT_KEY, str(checkpoint).encode())
         batch.put(VERSION_KEY, str(STATE_VERSION).encode())
@@ -140,6 +157,23 @@ class PartitionStore:
             heapq.heappush(self._heap, timer)
         for workflow_id, state in states.items():
             self._remember(workflow_id, state)
+
+    def _write_tasks(self, batch: WriteBatch, workflow_id: str, state: WorkflowState) -> None:
+        """Write the task rows that changed since the state this store last held."""
+        prefix = _task_prefix(workflow_id)
+        previous = self._cache.get(workflow_id)
+        if previous is None:
+            batch.delete_range(prefix, prefix[:-1] + b"\x01")
+            previous_tasks = {}
+        else:
+            previous_tasks = previous.tasks
+            for task_id in previous_tasks.keys() - state.tasks.keys():
+                batch.delete(prefix + task_id.encode())
+        for position, (task_id, task) in enumerate(state.tasks.items()):
+            if previous_tasks.get(task_id) is not task:
+                batch.put(
+                    prefix + task_id.encode(), orjson.dumps({**task.to_json(), ORDER: position})
+                )
 
     def _retime(self, batch: WriteBatch, workflow_id: str, state: WorkflowState) -> list[Timer]:
         """Replace the workflow's timer rows with those its new state asks for; return new ones."""
@@ -157,15 +191,16 @@ class PartitionStore:
         return added
 
     def workflows(self) -> Iterator[WorkflowState]:
-        """Every stored workflow, in key order."""
-        for _, value in self._rows():
-            yield WorkflowState.from_json(orjson.loads(value))
+        """Every stored workflow with its tasks, in key order."""
+        for key, value in self._rows():
+            yield self._assemble(key[len(WORKFLOW_PREFIX) :].decode(), value)
 
     def digest(self) -> str:
-        """SHA-256 over every workflow row, to compare two stores' contents."""
+        """SHA-256 over every workflow and its tasks, to compare two stores' contents."""
         sha = hashlib.sha256()
         for key, value in self._rows():
-            sha.update(key + b"\0" + orjson.dumps(orjson.loads(value), option=orjson.OPT_SORT_KEYS))
+            state = self._assemble(key[len(WORKFLOW_PREFIX) :].decode(), value)
+            sha.update(key + b"\0" + orjson.dumps(state.to_json(), option=orjson.OPT_SORT_KEYS))
         return sha.hexdigest()
 
     def _rows(self) -> Iterator[tuple[bytes, bytes]]:
@@ -183,3 +218,8 @@ class PartitionStore:
     def destroy(path: Path) -> None:
         """Delete a partition's database from disk."""
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _task_prefix(workflow_id: str) -> bytes:
+    """Key prefix of a workflow's task rows (NUL-terminated: ids may contain '/')."""
+    return TASK_PREFIX + workflow_id.encode() + b"\0"

@@ -47,8 +47,7 @@ def known_part(actual: Any, recorded: Any) -> Any:
     """``actual`` cut to the fields ``recorded`` has; ``v`` (the storage layout) may move on."""
     if isinstance(actual, dict) and isinstance(recorded, dict):
         return {
-            k: recorded[k] if k == "v" else known_part(actual.get(k), recorded[k])
-            for k in recorded
+            k: recorded[k] if k == "v" else known_part(actual.get(k), recorded[k]) for k in recorded
         }
     if isinstance(actual, list) and isinstance(recorded, list) and len(actual) == len(recorded):
         return [known_part(a, r) for a, r in zip(actual, recorded, strict=True)]

@@ -353,7 +353,7 @@ def test_terminate_ends_the_workflow_with_its_status_and_output() -> None:
 
 
 def test_wait_duration_fires_on_the_timer_and_human_on_a_signal() -> None:
-    """WAIT with a duration completes when its timer fires; HUMAN completes with the signal's output."""
+    """WAIT with a duration completes on its timer; HUMAN completes with the signal's output."""
     definition = wf(
         "waits",
         {
@@ -376,7 +376,7 @@ def test_wait_duration_fires_on_the_timer_and_human_on_a_signal() -> None:
 
 
 def test_a_signal_for_a_task_that_is_not_waiting_is_rejected_once_recorded() -> None:
-    """Signals for unknown, running-worker or finished tasks are RequestRejected; none applies twice."""
+    """Signals for unknown, worker-run or finished tasks are rejected; none applies twice."""
     definition = wf("sig", {"name": "h", "taskReferenceName": "h", "type": "HUMAN"}, simple("w"))
     sim = Simulation([definition], WORKERS, manual={"echo"})
     sim.start("sig")
