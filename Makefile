@@ -29,8 +29,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: $(STAMP)
-	$(PY) bench/throughput.py
-	$(PY) bench/rebuild.py
+	cd bench && ../$(PY) throughput.py
+	cd bench && ../$(PY) rebuild.py
+	cd bench && ../$(PY) operators.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
