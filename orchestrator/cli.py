@@ -17,7 +17,19 @@ import orjson
 from orchestrator.client import Client
 from orchestrator.config import Settings
 from orchestrator.dsl.validate import load_definition_file, validate_set
-from orchestrator.engine.records import Event, ResultStatus, as_json
+from orchestrator.engine.records import (
+    Event,
+    PauseWorkflow,
+    Record,
+    RerunWorkflow,
+    RestartWorkflow,
+    ResultStatus,
+    ResumeWorkflow,
+    RetryWorkflow,
+    SkipTask,
+    TerminateWorkflow,
+    as_json,
+)
 from orchestrator.engine.state import WorkflowState
 from orchestrator.errors import OrchestratorError
 from orchestrator.log.kafka import admin_client, check_reachable
@@ -124,6 +136,99 @@ def definitions_register(ctx: click.Context, files: tuple[Path, ...]) -> None:
         click.echo(f"warning: {warning}", err=True)
     for key in client.register(parsed):
         click.echo(f"registered {key}")
+
+
+@cli.group()
+def taskdefs() -> None:
+    """Manage task definitions (retries, backoff, timeouts)."""
+
+
+@taskdefs.command("register")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path), required=True)
+@click.pass_context
+def taskdefs_register(ctx: click.Context, files: tuple[Path, ...]) -> None:
+    """Validate Conductor TaskDef files (one or a list each), then publish them all."""
+    from orchestrator.dsl.validate import load_task_definition_file
+
+    parsed = [task_def for path in files for task_def in load_task_definition_file(path)]
+    for name in Client(_settings(ctx)).register_task_definitions(parsed):
+        click.echo(f"registered task definition {name}")
+
+
+def _send(ctx: click.Context, request: Record) -> None:
+    Client(_settings(ctx)).request(request)
+    click.echo(f"{type(request).__name__} sent for {request.workflow_id}")
+
+
+@cli.command()
+@click.argument("workflow_id")
+@click.option("--reason", default="", help="Recorded with the termination.")
+@click.pass_context
+def terminate(ctx: click.Context, workflow_id: str, reason: str) -> None:
+    """Terminate a running workflow (and its running sub-workflows)."""
+    _send(ctx, TerminateWorkflow(workflow_id=workflow_id, reason=reason))
+
+
+@cli.command()
+@click.argument("workflow_id")
+@click.option("--reason", default="")
+@click.pass_context
+def pause(ctx: click.Context, workflow_id: str, reason: str) -> None:
+    """Pause a workflow: no new task is scheduled until it resumes; results still land."""
+    _send(ctx, PauseWorkflow(workflow_id=workflow_id, reason=reason))
+
+
+@cli.command()
+@click.argument("workflow_id")
+@click.pass_context
+def resume(ctx: click.Context, workflow_id: str) -> None:
+    """Resume a paused workflow."""
+    _send(ctx, ResumeWorkflow(workflow_id=workflow_id))
+
+
+@cli.command()
+@click.argument("workflow_id")
+@click.pass_context
+def retry(ctx: click.Context, workflow_id: str) -> None:
+    """Retry a FAILED, TIMED_OUT or TERMINATED workflow from its failed task."""
+    _send(ctx, RetryWorkflow(workflow_id=workflow_id))
+
+
+@cli.command()
+@click.argument("workflow_id")
+@click.option("--latest", is_flag=True, help="Restart with the latest definition version.")
+@click.pass_context
+def restart(ctx: click.Context, workflow_id: str, latest: bool) -> None:
+    """Restart an ended workflow from the beginning, with the same id."""
+    _send(ctx, RestartWorkflow(workflow_id=workflow_id, use_latest_definition=latest))
+
+
+@cli.command()
+@click.argument("workflow_id")
+@click.option("--from", "from_task", required=True, help="The task ref to run again from.")
+@click.pass_context
+def rerun(ctx: click.Context, workflow_id: str, from_task: str) -> None:
+    """Run a workflow again from a given task: it and every later task start anew."""
+    _send(ctx, RerunWorkflow(workflow_id=workflow_id, from_task=from_task))
+
+
+@cli.command()
+@click.argument("workflow_id")
+@click.argument("task_ref", metavar="REF")
+@click.option("--output", "output_json", default="{}", help="The skipped task's output as JSON.")
+@click.pass_context
+def skip(ctx: click.Context, workflow_id: str, task_ref: str, output_json: str) -> None:
+    """Skip a task (running, or not started yet): the workflow goes on without it."""
+    _send(
+        ctx, SkipTask(workflow_id=workflow_id, task_ref=task_ref, output=_json_option(output_json))
+    )
+
+
+def _json_option(text: str, name: str = "--output") -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from exc
 
 
 @cli.command()

@@ -15,14 +15,16 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from orchestrator.config import Settings
-from orchestrator.dsl.model import WorkflowDef
+from orchestrator.dsl.model import TaskDef, WorkflowDef
 from orchestrator.engine.evolve import fold
 from orchestrator.engine.records import (
     TERMINAL_EVENTS,
     Event,
+    Record,
     ResultStatus,
     SignalTask,
     StartWorkflow,
+    TaskDefinition,
     TerminateWorkflow,
     WorkflowDefinition,
 )
@@ -32,7 +34,7 @@ from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import check_reachable, make_consumer, make_producer, produce_and_wait
 from orchestrator.log.partitioning import partition_for
 from orchestrator.log.reader import read_events
-from orchestrator.log.topics import Topics
+from orchestrator.log.topics import TASKDEF_KEY_PREFIX, Topics
 
 Json = Any
 
@@ -64,6 +66,33 @@ class Client:
             self._send(self.topics.definitions, definition.key, record, partition=0)
             keys.append(definition.key)
         return keys
+
+    def register_task_definitions(
+        self, definitions: Iterable[TaskDef | dict[str, Json]]
+    ) -> list[str]:
+        """Publish task definitions (Conductor TaskDefs: retries, timeouts); return their names."""
+        names = []
+        for item in definitions:
+            task_def = item if isinstance(item, TaskDef) else TaskDef.model_validate(item)
+            record = TaskDefinition(
+                name=task_def.name,
+                definition=task_def.model_dump(mode="json", exclude_none=True),
+                registered_at=_now_ms(),
+            )
+            self._send(
+                self.topics.definitions, TASKDEF_KEY_PREFIX + task_def.name, record, partition=0
+            )
+            names.append(task_def.name)
+        return names
+
+    def request(self, record: Record) -> None:
+        """Send a request record (pause, resume, retry, restart, rerun, skip...) to its workflow."""
+        self._send(
+            self.topics.requests,
+            record.workflow_id,
+            record,
+            partition=self.partition(record.workflow_id),
+        )
 
     def start(
         self,

@@ -11,9 +11,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from orchestrator.dsl.model import WorkflowDef
+from orchestrator.dsl.model import TaskDef, WorkflowDef
 from orchestrator.engine import decide, evolve
-from orchestrator.engine.outbox import outbound
+from orchestrator.engine.outbox import Exhausted, outbound
 from orchestrator.engine.records import (
     AnyEvent,
     ExecuteTask,
@@ -38,12 +38,17 @@ class Table:
 
     def __init__(self, definitions: Iterable[WorkflowDef]) -> None:
         self.by_name: dict[str, dict[int, WorkflowDef]] = {}
+        self.task_defs: dict[str, TaskDef] = {}
         for definition in definitions:
             self.add(definition)
 
     def add(self, definition: WorkflowDef) -> None:
         """Register (or replace) one definition version."""
         self.by_name.setdefault(definition.name, {})[definition.version] = definition
+
+    def task_def(self, name: str) -> TaskDef | None:
+        """A registered TaskDef."""
+        return self.task_defs.get(name)
 
     def get(self, name: str, version: int | None = None) -> WorkflowDef | None:
         """The definition, or its latest version when ``version`` is None."""
@@ -73,6 +78,7 @@ class Simulation:
         self.commands: list[ExecuteTask] = []
         self.executed: list[ExecuteTask] = []
         self.ignored: list[str] = []
+        self.dead_letters: list[Exhausted] = []
         self._queue: deque[Input] = deque()
 
     def start(
@@ -129,7 +135,9 @@ class Simulation:
             self.states[item.workflow_id] = state
 
     def _deliver(self, record: Any) -> None:
-        if isinstance(record, ExecuteTask):
+        if isinstance(record, Exhausted):
+            self.dead_letters.append(record)
+        elif isinstance(record, ExecuteTask):
             if record.task_type in self.manual:
                 self.commands.append(record)
             else:

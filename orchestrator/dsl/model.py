@@ -6,7 +6,7 @@ this engine does not use are kept (``extra="allow"``) so a definition round-trip
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -40,6 +40,48 @@ SYSTEM_TYPES = frozenset(
     }
 )
 SUPPORTED_TASK_TYPES = WORKER_TYPES | SYSTEM_TYPES
+
+
+class TaskDef(BaseModel):
+    """A task type's fault-tolerance policy (Conductor's TaskDef), registered or inline.
+
+    Without a TaskDef a task gets no retries and no timeouts. ``maxRetryDelaySeconds`` caps a
+    backoff and ``retryJitterPercent`` spreads retries (deterministically per attempt); both
+    are this engine's additions.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    retryCount: int = Field(3, ge=0)
+    retryLogic: Literal["FIXED", "LINEAR_BACKOFF", "EXPONENTIAL_BACKOFF"] = "FIXED"
+    retryDelaySeconds: int = Field(60, ge=0)
+    backoffScaleFactor: int = Field(1, ge=1)
+    maxRetryDelaySeconds: int = Field(0, ge=0, description="cap of a retry delay; 0: none")
+    retryJitterPercent: int = Field(0, ge=0, le=100)
+    responseTimeoutSeconds: int = Field(0, ge=0, description="0: no response timeout")
+    timeoutSeconds: int = Field(0, ge=0, description="0: no total timeout")
+    timeoutPolicy: Literal["RETRY", "TIME_OUT_WF", "ALERT_ONLY"] = "TIME_OUT_WF"
+    pollTimeoutSeconds: int = Field(0, ge=0)
+    ownerEmail: str | None = None
+
+    def policy(self) -> dict[str, Json]:
+        """The fields the engine acts on, as recorded in each TaskScheduled event."""
+        return self.model_dump(include=POLICY_FIELDS)
+
+
+POLICY_FIELDS = {
+    "retryCount",
+    "retryLogic",
+    "retryDelaySeconds",
+    "backoffScaleFactor",
+    "maxRetryDelaySeconds",
+    "retryJitterPercent",
+    "responseTimeoutSeconds",
+    "timeoutSeconds",
+    "timeoutPolicy",
+}
 
 
 class SubWorkflowParams(BaseModel):
@@ -84,6 +126,9 @@ class WorkflowTask(BaseModel):
     subWorkflowParam: SubWorkflowParams | None = None
     dynamicTaskNameParam: str | None = None
     sink: str | None = None
+    # Fault tolerance: an inline TaskDef, and a saga compensation run if the workflow fails
+    taskDefinition: TaskDef | None = None
+    compensation: WorkflowTask | None = None
 
     @field_validator("type")
     @classmethod
@@ -118,6 +163,7 @@ class WorkflowDef(BaseModel):
     schemaVersion: int = 2
     ownerEmail: str | None = None
     timeoutSeconds: int = Field(0, ge=0)
+    timeoutPolicy: Literal["TIME_OUT_WF", "ALERT_ONLY"] = "TIME_OUT_WF"
     failureWorkflow: str | None = None
 
     @property

@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from orchestrator.dsl.durations import parse_duration, parse_until
 from orchestrator.dsl.expressions import expressions
-from orchestrator.dsl.model import WorkflowDef, WorkflowTask
+from orchestrator.dsl.model import TaskDef, WorkflowDef, WorkflowTask
 from orchestrator.errors import DefinitionError
 
 Json = Any
@@ -91,8 +91,8 @@ def parse_definition(document: Json, source: str | None = None) -> WorkflowDef:
     return definition
 
 
-def load_definition_file(path: FilePath) -> list[WorkflowDef]:
-    """Read a file holding one definition or a JSON list of them."""
+def _documents(path: FilePath) -> list[tuple[Json, str]]:
+    """The JSON documents of a file holding one object or a list, each with its source name."""
     source = str(path)
     try:
         document = orjson.loads(path.read_bytes())
@@ -100,11 +100,28 @@ def load_definition_file(path: FilePath) -> list[WorkflowDef]:
         raise DefinitionError(f"cannot read file: {exc.strerror}", source=source) from exc
     except orjson.JSONDecodeError as exc:
         raise DefinitionError(f"not valid JSON: {exc}", source=source) from exc
-    documents = document if isinstance(document, list) else [document]
-    return [
-        parse_definition(doc, f"{source}[{i}]" if isinstance(document, list) else source)
-        for i, doc in enumerate(documents)
-    ]
+    if isinstance(document, list):
+        return [(doc, f"{source}[{i}]") for i, doc in enumerate(document)]
+    return [(document, source)]
+
+
+def load_definition_file(path: FilePath) -> list[WorkflowDef]:
+    """Read a file holding one definition or a JSON list of them."""
+    return [parse_definition(doc, source) for doc, source in _documents(path)]
+
+
+def load_task_definition_file(path: FilePath) -> list[TaskDef]:
+    """Read a file holding one Conductor TaskDef or a JSON list of them."""
+    task_defs = []
+    for document, source in _documents(path):
+        try:
+            task_defs.append(TaskDef.model_validate(document))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise DefinitionError(
+                first["msg"], source=source, path=_field_path(first["loc"])
+            ) from exc
+    return task_defs
 
 
 def check_definition(definition: WorkflowDef, source: str | None = None) -> None:

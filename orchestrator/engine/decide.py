@@ -12,6 +12,7 @@ from typing import Any, assert_never
 
 from orchestrator.dsl.model import WorkflowDef
 from orchestrator.dsl.validate import parse_definition
+from orchestrator.engine import lifecycle
 from orchestrator.engine.emitter import (
     Definitions,
     Emitter,
@@ -19,12 +20,19 @@ from orchestrator.engine.emitter import (
     RunawayError,
     Scripts,
 )
+from orchestrator.engine.faults import fail_attempt, on_timeout
 from orchestrator.engine.records import (
     AnyEvent,
     Input,
+    PauseWorkflow,
     RequestRejected,
+    RerunWorkflow,
+    RestartWorkflow,
     ResultStatus,
+    ResumeWorkflow,
+    RetryWorkflow,
     SignalTask,
+    SkipTask,
     StartWorkflow,
     TaskCompleted,
     TaskDispatched,
@@ -89,6 +97,15 @@ def _dispatch(em: Emitter, item: Input) -> str | None:
             return _terminate(em, item)
         case TimerFired():
             return _timer(em, item)
+        case (
+            PauseWorkflow()
+            | ResumeWorkflow()
+            | RetryWorkflow()
+            | RestartWorkflow()
+            | RerunWorkflow()
+            | SkipTask()
+        ):
+            return lifecycle.handle(em, item)
         case _:
             assert_never(item)
 
@@ -166,7 +183,13 @@ def _result(em: Emitter, result: TaskResult) -> str | None:
     common = {"task_id": task.task_id, "attempt": task.attempt, "worker_id": result.worker_id}
     match result.status:
         case ResultStatus.IN_PROGRESS:
-            em.emit(TaskInProgress, output=result.output, **common)
+            callback = result.callback_after_seconds * 1000
+            em.emit(
+                TaskInProgress,
+                output=result.output,
+                callback_at=em.now + callback if callback else None,
+                **common,
+            )
             return None
         case ResultStatus.COMPLETED if task.async_complete:
             em.emit(TaskInProgress, output=result.output, awaiting_signal=True, **common)
@@ -174,12 +197,13 @@ def _result(em: Emitter, result: TaskResult) -> str | None:
         case ResultStatus.COMPLETED:
             em.emit(TaskCompleted, output=result.output, **common)
         case ResultStatus.FAILED | ResultStatus.FAILED_WITH_TERMINAL_ERROR:
-            em.emit(
-                TaskFailed,
-                reason=result.reason or "the worker reported a failure without a reason",
+            fail_attempt(
+                em,
+                task,
+                result.reason or "the worker reported a failure without a reason",
                 error_type=result.error_type,
                 terminal=result.status is ResultStatus.FAILED_WITH_TERMINAL_ERROR,
-                **common,
+                worker_id=result.worker_id,
             )
         case _:
             assert_never(result.status)
@@ -248,8 +272,12 @@ def _terminate(em: Emitter, request: TerminateWorkflow) -> str | None:
     return None
 
 
-def _timer(em: Emitter, timer: TimerFired) -> str | None:
+def _timer(em: Emitter, timer: TimerFired) -> str | None:  # noqa: PLR0911 - one case per timer kind
     state = em.state
+    if timer.kind is TimerKind.WORKFLOW_TIMEOUT:
+        if state is None or state.status.terminal:
+            return "workflow timeout for a workflow that ended"
+        return on_timeout(em, timer)
     task = state.tasks.get(timer.task_id) if state is not None else None
     if state is None or state.status.terminal or task is None or task.attempt != timer.attempt:
         return "timer for a task that is gone"
@@ -261,6 +289,10 @@ def _timer(em: Emitter, timer: TimerFired) -> str | None:
         case TimerKind.WAIT if task.wait_until is not None:
             em.emit(TaskCompleted, task_id=task.task_id, attempt=task.attempt, output={})
             advance(em)
+        case TimerKind.RESPONSE_TIMEOUT | TimerKind.TASK_TIMEOUT:
+            ignored = on_timeout(em, timer)
+            advance(em)
+            return ignored
         case _:
             return f"timer {timer.kind} no longer set on task {task.task_id!r}"
     return None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator.dsl.model import WorkflowDef
+from orchestrator.dsl.model import TaskDef, WorkflowDef
 from orchestrator.engine.evolve import evolve
 from orchestrator.engine.records import AnyEvent
 from orchestrator.engine.state import WorkflowState
@@ -22,6 +22,10 @@ class Definitions(Protocol):
 
     def get(self, name: str, version: int | None = None) -> WorkflowDef | None:
         """The definition with this name and version, or the latest version when None."""
+        ...
+
+    def task_def(self, name: str) -> TaskDef | None:
+        """The registered TaskDef of a task type, or None."""
         ...
 
 

@@ -7,6 +7,7 @@ from typing import Any, assert_never
 
 from orchestrator.engine.records import (
     AnyEvent,
+    CompensationStarted,
     LoopIterated,
     RequestRejected,
     TaskCompleted,
@@ -14,11 +15,17 @@ from orchestrator.engine.records import (
     TaskFailed,
     TaskInProgress,
     TaskScheduled,
+    TaskSkipped,
     TaskStatus,
+    TaskTimedOut,
+    TimeoutAlerted,
     VariablesUpdated,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowPaused,
     WorkflowRejected,
+    WorkflowReopened,
+    WorkflowResumed,
     WorkflowStarted,
     WorkflowStatus,
     WorkflowTerminated,
@@ -26,7 +33,7 @@ from orchestrator.engine.records import (
 from orchestrator.engine.state import TaskState, WorkflowState
 
 
-def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:  # noqa: PLR0912 - one case per event type
+def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:  # noqa: PLR0912, PLR0915 - one case per event type
     """The state after ``event``; ``state`` is None before a workflow's first event."""
     if state is None:
         return _begin(event)
@@ -39,18 +46,48 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:  # no
         case TaskScheduled():
             new.tasks[event.task_id] = _scheduled(event)
         case TaskInProgress():
-            output = event.output if event.output is not None else new.tasks[event.task_id].output
+            task = new.tasks[event.task_id]
             _update_task(
                 new,
                 event.task_id,
                 event.at,
                 status=TaskStatus.IN_PROGRESS,
                 worker_id=event.worker_id,
-                output=output,
+                output=event.output if event.output is not None else task.output,
                 awaiting_signal=event.awaiting_signal,
+                heartbeat_at=event.at,
+                dispatch_at=event.callback_at,
             )
         case TaskDispatched():
-            _update_task(new, event.task_id, event.at, dispatch_at=None)
+            _update_task(new, event.task_id, event.at, dispatch_at=None, dispatched_at=event.at)
+        case TaskTimedOut():
+            _update_task(
+                new,
+                event.task_id,
+                event.at,
+                status=TaskStatus.TIMED_OUT,
+                reason=event.reason,
+                awaiting_signal=False,
+                dispatch_at=None,
+            )
+        case TimeoutAlerted():
+            if event.task_id:
+                _update_task(new, event.task_id, event.at, alerted=True)
+            else:
+                new.timeout_alerted = True
+        case TaskSkipped():
+            if event.task_id in new.tasks:
+                _update_task(
+                    new,
+                    event.task_id,
+                    event.at,
+                    status=TaskStatus.SKIPPED,
+                    output=event.output,
+                    awaiting_signal=False,
+                    dispatch_at=None,
+                )
+            else:
+                new.skips[event.task_id] = event.output
         case LoopIterated():
             _iterate(new, event)
         case VariablesUpdated():
@@ -75,13 +112,25 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:  # no
                 worker_id=event.worker_id,
                 awaiting_signal=False,
             )
+        case CompensationStarted():
+            new.status = WorkflowStatus.COMPENSATING
+            new.reason = event.reason
+            new.failed_task_id = event.task_id
+            new.compensation = list(event.steps or [])
+        case WorkflowPaused():
+            new.status = WorkflowStatus.PAUSED
+        case WorkflowResumed():
+            new.status = WorkflowStatus.RUNNING
+        case WorkflowReopened():
+            _reopen(new, event)
         case WorkflowCompleted():
             new.status = WorkflowStatus.COMPLETED
             new.output = event.output
         case WorkflowFailed():
-            new.status = WorkflowStatus.FAILED
+            new.status = _failed_status(event)
             new.reason = event.reason
             new.output = event.output
+            new.failed_task_id = event.task_id
         case WorkflowTerminated():
             new.status = WorkflowStatus.TERMINATED
             new.reason = event.reason
@@ -91,6 +140,37 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:  # no
         case _:
             assert_never(event)
     return new
+
+
+def _failed_status(event: WorkflowFailed) -> WorkflowStatus:
+    if event.timed_out:
+        return WorkflowStatus.TIMED_OUT
+    if isinstance(event.compensation, dict) and event.compensation.get("failed"):
+        return WorkflowStatus.COMPENSATION_FAILED
+    return WorkflowStatus.FAILED
+
+
+def _reopen(state: WorkflowState, event: WorkflowReopened) -> None:
+    """Back to RUNNING; the removed tasks start again later, with higher attempt numbers."""
+    state.status = WorkflowStatus.RUNNING
+    state.reason = None
+    state.output = None
+    state.failed_task_id = None
+    state.compensation = []
+    for task_id in event.removed or []:
+        task = state.tasks.pop(task_id, None)
+        if task is not None:
+            state.retired[task_id] = max(state.retired.get(task_id, 0), task.attempt)
+    if event.mode == "restart":
+        state.skips = {}
+        state.created_at = event.at
+        state.timeout_alerted = False
+        if event.definition is not None:
+            state.definition = event.definition
+            state._parsed = None
+            state._memo = {}
+        state.input = event.input
+        state.variables = dict(state.workflow_def.variables)
 
 
 def _scheduled(event: TaskScheduled) -> TaskState:
@@ -116,6 +196,8 @@ def _scheduled(event: TaskScheduled) -> TaskState:
         dispatch_at=event.dispatch_at,
         wait_until=event.wait_until,
         awaiting_signal=event.task_type in ("WAIT", "HUMAN"),
+        policy=event.policy,
+        dispatched_at=event.at if event.worker and event.dispatch_at is None else None,
     )
 
 

@@ -6,6 +6,7 @@ the processor produces these records in the same transaction as the events.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.engine.records import (
@@ -15,8 +16,10 @@ from orchestrator.engine.records import (
     ResultStatus,
     StartWorkflow,
     TaskDispatched,
+    TaskFailed,
     TaskResult,
     TaskScheduled,
+    TaskTimedOut,
     TerminateWorkflow,
     WorkflowCompleted,
     WorkflowFailed,
@@ -29,7 +32,15 @@ from orchestrator.engine.tasks import child_workflow_id
 Json = Any
 
 
-def outbound(event: AnyEvent, state: WorkflowState) -> list[Record]:
+@dataclass(frozen=True)
+class Exhausted:
+    """A worker task failed for good after its retries: the processor dead-letters its command."""
+
+    command: ExecuteTask
+    reason: str
+
+
+def outbound(event: AnyEvent, state: WorkflowState) -> list[Record | Exhausted]:  # noqa: PLR0911 - one case per event
     """The records ``event`` sends; ``state`` is the workflow's state right after it."""
     match event:
         case TaskScheduled() if event.worker and event.dispatch_at is None:
@@ -38,10 +49,44 @@ def outbound(event: AnyEvent, state: WorkflowState) -> list[Record]:
             return [command(state.tasks[event.task_id], state)]
         case TaskScheduled() if event.task_type in ("SUB_WORKFLOW", "START_WORKFLOW"):
             return [_child_start(event, state)]
+        case TaskFailed() | TaskTimedOut() if _exhausted(event, state):
+            task = state.tasks[event.task_id]
+            reason = (
+                f"task {task.ref_name!r} failed after {task.attempt} attempt(s): {event.reason}"
+            )
+            return [Exhausted(command(task, state), reason)]
+        case WorkflowFailed() if event.failure_workflow_id:
+            return [*_on_end(event, state), _failure_start(event, state)]
         case WorkflowCompleted() | WorkflowFailed() | WorkflowTerminated() | WorkflowRejected():
             return _on_end(event, state)
         case _:
             return []
+
+
+def _exhausted(event: TaskFailed | TaskTimedOut, state: WorkflowState) -> bool:
+    """A worker task's final, non-deliberate failure (not retried, not a terminal error)."""
+    task = state.tasks[event.task_id]
+    deliberate = isinstance(event, TaskFailed) and event.terminal
+    return task.worker and not event.retrying and not deliberate
+
+
+def _failure_start(event: WorkflowFailed, state: WorkflowState) -> StartWorkflow:
+    """The failureWorkflow run for this failure, linked to the failed workflow both ways."""
+    return StartWorkflow(
+        workflow_id=str(event.failure_workflow_id),
+        name=str(state.workflow_def.failureWorkflow),
+        input={
+            "workflowId": state.workflow_id,
+            "workflowType": state.name,
+            "reason": event.reason,
+            "failedTaskId": event.task_id,
+            "failureStatus": str(state.status),
+            "output": state.output,
+            "input": state.input,
+        },
+        correlation_id=state.correlation_id,
+        requested_at=event.at,
+    )
 
 
 def command(task: TaskState, state: WorkflowState) -> ExecuteTask:
@@ -84,8 +129,8 @@ def _child_start(event: TaskScheduled, state: WorkflowState) -> StartWorkflow:
     )
 
 
-def _on_end(event: AnyEvent, state: WorkflowState) -> list[Record]:
-    records: list[Record] = []
+def _on_end(event: AnyEvent, state: WorkflowState) -> list[Record | Exhausted]:
+    records: list[Record | Exhausted] = []
     parent = state.parent
     if parent:
         records.append(_parent_result(event, state, parent))

@@ -17,14 +17,22 @@ class WorkflowStatus(StrEnum):
     """Where a workflow is in its life."""
 
     RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPENSATING = "COMPENSATING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
     TERMINATED = "TERMINATED"
+    COMPENSATION_FAILED = "COMPENSATION_FAILED"
 
     @property
     def terminal(self) -> bool:
-        """Whether the workflow can no longer change."""
-        return self is not WorkflowStatus.RUNNING
+        """Whether the workflow ended (only retry, restart or rerun reopen it)."""
+        return self not in (
+            WorkflowStatus.RUNNING,
+            WorkflowStatus.PAUSED,
+            WorkflowStatus.COMPENSATING,
+        )
 
 
 class TaskStatus(StrEnum):
@@ -34,11 +42,18 @@ class TaskStatus(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    SKIPPED = "SKIPPED"
 
     @property
     def terminal(self) -> bool:
         """Whether the attempt can no longer change."""
-        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+        return self in (
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.TIMED_OUT,
+            TaskStatus.SKIPPED,
+        )
 
 
 class ResultStatus(StrEnum):
@@ -98,6 +113,55 @@ class SignalTask(Record):
     requested_at: int = 0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PauseWorkflow(Record):
+    """Stop scheduling new tasks (results of running ones still land) until resumed."""
+
+    topic_role: ClassVar[str] = "requests"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeWorkflow(Record):
+    """Resume a paused workflow: schedule what waited."""
+
+    topic_role: ClassVar[str] = "requests"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryWorkflow(Record):
+    """Resume a FAILED or TIMED_OUT workflow from its failed task (a new attempt of it)."""
+
+    topic_role: ClassVar[str] = "requests"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartWorkflow(Record):
+    """Run an ended workflow again from the beginning, same id (optionally the latest version)."""
+
+    topic_role: ClassVar[str] = "requests"
+    use_latest_definition: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RerunWorkflow(Record):
+    """Run a workflow again from one task on: that task and everything after it start anew."""
+
+    topic_role: ClassVar[str] = "requests"
+    from_task: str
+    task_input: Json = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SkipTask(Record):
+    """Mark a task SKIPPED (with an output) so the workflow goes on without it."""
+
+    topic_role: ClassVar[str] = "requests"
+    task_ref: str
+    output: Json = None
+
+
 # Results (workers -> processor) ----------------------------------------------------------------
 
 
@@ -113,6 +177,7 @@ class TaskResult(Record):
     reason: str | None = None
     error_type: str | None = None
     worker_id: str = ""
+    callback_after_seconds: int = 0
 
 
 # Timers (the processor's timer table -> processor) ---------------------------------------------
@@ -123,6 +188,9 @@ class TimerKind(StrEnum):
 
     DISPATCH = "DISPATCH"
     WAIT = "WAIT"
+    RESPONSE_TIMEOUT = "RESPONSE_TIMEOUT"
+    TASK_TIMEOUT = "TASK_TIMEOUT"
+    WORKFLOW_TIMEOUT = "WORKFLOW_TIMEOUT"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +230,15 @@ class WorkflowDefinition:
 
     name: str
     version: int
+    definition: Json
+    registered_at: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskDefinition:
+    """A registered task definition (Conductor's TaskDef), on the definitions topic."""
+
+    name: str
     definition: Json
     registered_at: int = 0
 
@@ -230,6 +307,8 @@ class TaskScheduled(Event):
     async_complete: bool = False
     dispatch_at: int | None = None
     wait_until: int | None = None
+    policy: Json = None
+    retry_delay_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,6 +320,7 @@ class TaskInProgress(Event):
     worker_id: str = ""
     output: Json = None
     awaiting_signal: bool = False
+    callback_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -280,6 +360,35 @@ class TaskCompleted(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TaskTimedOut(Event):
+    """An attempt ran out of time: ``kind`` is RESPONSE_TIMEOUT or TASK_TIMEOUT."""
+
+    task_id: str
+    attempt: int
+    kind: str
+    reason: str
+    retrying: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeoutAlerted(Event):
+    """A timeout passed under policy ALERT_ONLY: recorded, nothing else changes."""
+
+    task_id: str | None = None
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSkipped(Event):
+    """An operator skipped a task; it counts as done with ``output``."""
+
+    task_id: str
+    attempt: int
+    output: Json = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskFailed(Event):
     """An attempt failed; ``error_type`` names the exception class when a handler raised."""
 
@@ -289,6 +398,7 @@ class TaskFailed(Event):
     error_type: str | None = None
     terminal: bool = False
     worker_id: str = ""
+    retrying: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -300,11 +410,52 @@ class WorkflowCompleted(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowFailed(Event):
-    """The run failed; ``task_id`` names the task that caused it, if one did."""
+    """The run failed (``timed_out``: it ran out of time); ``task_id`` names the cause.
+
+    ``compensation`` records the saga compensations that ran (and whether one failed);
+    ``failure_workflow_id`` links the failureWorkflow started for this failure.
+    """
 
     reason: str
     task_id: str | None = None
     output: Json = None
+    timed_out: bool = False
+    compensation: Json = None
+    failure_workflow_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompensationStarted(Event):
+    """The run failed; the compensations of its completed steps run, in reverse order."""
+
+    reason: str
+    task_id: str | None = None
+    steps: Json = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowPaused(Event):
+    """No new task is scheduled until the workflow is resumed."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowResumed(Event):
+    """A paused workflow goes on."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowReopened(Event):
+    """An ended workflow runs again: ``mode`` retry, restart or rerun; ``removed`` tasks restart.
+
+    A restart also carries the definition snapshot and input it restarts with.
+    """
+
+    mode: str
+    removed: Json = None
+    definition: Json = None
+    input: Json = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -323,12 +474,31 @@ class RequestRejected(Event):
     reason: str
 
 
-Input = StartWorkflow | TerminateWorkflow | SignalTask | TaskResult | TimerFired
+Input = (
+    StartWorkflow
+    | TerminateWorkflow
+    | SignalTask
+    | PauseWorkflow
+    | ResumeWorkflow
+    | RetryWorkflow
+    | RestartWorkflow
+    | RerunWorkflow
+    | SkipTask
+    | TaskResult
+    | TimerFired
+)
 AnyEvent = (
     WorkflowStarted
     | WorkflowRejected
     | TaskScheduled
     | TaskInProgress
+    | TaskTimedOut
+    | TimeoutAlerted
+    | TaskSkipped
+    | CompensationStarted
+    | WorkflowPaused
+    | WorkflowResumed
+    | WorkflowReopened
     | TaskDispatched
     | LoopIterated
     | VariablesUpdated
@@ -344,6 +514,13 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WorkflowRejected,
     TaskScheduled,
     TaskInProgress,
+    TaskTimedOut,
+    TimeoutAlerted,
+    TaskSkipped,
+    CompensationStarted,
+    WorkflowPaused,
+    WorkflowResumed,
+    WorkflowReopened,
     TaskDispatched,
     LoopIterated,
     VariablesUpdated,
@@ -354,7 +531,18 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WorkflowTerminated,
     RequestRejected,
 )
-INPUT_TYPES: tuple[type[Record], ...] = (StartWorkflow, TerminateWorkflow, SignalTask, TaskResult)
+INPUT_TYPES: tuple[type[Record], ...] = (
+    StartWorkflow,
+    TerminateWorkflow,
+    SignalTask,
+    PauseWorkflow,
+    ResumeWorkflow,
+    RetryWorkflow,
+    RestartWorkflow,
+    RerunWorkflow,
+    SkipTask,
+    TaskResult,
+)
 TERMINAL_EVENTS = (WorkflowCompleted, WorkflowFailed, WorkflowTerminated, WorkflowRejected)
 
 

@@ -39,13 +39,22 @@ class TaskState:
     dispatch_at: int | None = None
     wait_until: int | None = None
     awaiting_signal: bool = False
+    policy: Json = None
+    dispatched_at: int | None = None
+    heartbeat_at: int | None = None
+    alerted: bool = False
 
     @property
     def succeeded(self) -> bool:
-        """COMPLETED, or FAILED where the definition marks the task optional."""
-        return self.status is TaskStatus.COMPLETED or (
-            self.status is TaskStatus.FAILED and self.optional
-        )
+        """COMPLETED or SKIPPED, or FAILED/TIMED_OUT where the task is optional."""
+        if self.status in (TaskStatus.COMPLETED, TaskStatus.SKIPPED):
+            return True
+        return self.optional and self.status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+
+    @property
+    def failed(self) -> bool:
+        """FAILED or TIMED_OUT for good."""
+        return self.status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
 
     def to_json(self) -> dict[str, Json]:
         """Plain JSON for the state store."""
@@ -75,6 +84,11 @@ class WorkflowState:
     updated_at: int = 0
     variables: dict[str, Json] = field(default_factory=dict)
     parent: Json = None
+    failed_task_id: str | None = None
+    retired: dict[str, int] = field(default_factory=dict)
+    skips: dict[str, Json] = field(default_factory=dict)
+    compensation: list[Json] = field(default_factory=list)
+    timeout_alerted: bool = False
     tasks: dict[str, TaskState] = field(default_factory=dict)
     _parsed: WorkflowDef | None = field(default=None, compare=False, repr=False)
     _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -90,6 +104,8 @@ class WorkflowState:
         """A copy that can be changed without touching this state (tasks are immutable)."""
         clone = dataclasses.replace(self)
         clone.tasks = dict(self.tasks)
+        clone.retired = dict(self.retired)
+        clone.skips = dict(self.skips)
         clone._parsed = self._parsed
         clone._memo = self._memo
         return clone

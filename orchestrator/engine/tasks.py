@@ -18,6 +18,7 @@ from orchestrator.engine.records import (
     TaskCompleted,
     TaskFailed,
     TaskScheduled,
+    TaskSkipped,
     VariablesUpdated,
     WorkflowCompleted,
     WorkflowFailed,
@@ -36,6 +37,15 @@ def child_workflow_id(workflow_id: str, task_id: str, attempt: int) -> str:
 def start_task(em: Emitter, task: WorkflowTask, task_id: str, task_input: Json = None) -> None:
     """Schedule ``task`` as ``task_id`` and, for instant system tasks, finish it now."""
     data = resolve(task.inputParameters, context(em.current)) if task_input is None else task_input
+    if task_id in em.current.skips:
+        schedule_task(em, task, task_id, data)
+        em.emit(
+            TaskSkipped,
+            task_id=task_id,
+            attempt=em.current.tasks[task_id].attempt,
+            output=em.current.skips[task_id],
+        )
+        return
     kind = task.type
     if kind in ("SIMPLE", "HTTP", "KAFKA_PUBLISH", "EVENT", "DYNAMIC"):
         _schedule_worker(em, task, task_id, data)
@@ -63,7 +73,7 @@ def schedule_task(em: Emitter, task: WorkflowTask, task_id: str, data: Json, **e
         "task_id": task_id,
         "ref_name": task.taskReferenceName,
         "task_type": task.type,
-        "attempt": 1,
+        "attempt": em.current.retired.get(task_id, 0) + 1,
         "input": data,
         "worker": False,
         "optional": task.optional,
@@ -84,6 +94,7 @@ def _schedule_worker(em: Emitter, task: WorkflowTask, task_id: str, data: Json) 
         task_type = chosen
     if task.type == "EVENT":
         data = {**(data or {}), "sink": task.sink}
+    definition = task.taskDefinition or em.env.definitions.task_def(task_type)
     delay = task.startDelay * 1000
     schedule_task(
         em,
@@ -93,6 +104,7 @@ def _schedule_worker(em: Emitter, task: WorkflowTask, task_id: str, data: Json) 
         task_type=task_type,
         worker=True,
         dispatch_at=em.now + delay if delay else None,
+        policy=definition.policy() if definition is not None else None,
     )
 
 

@@ -1,11 +1,12 @@
-"""The timers a workflow's state asks for: delayed dispatches and WAIT deadlines."""
+"""The timers a workflow's state asks for: delayed dispatches, WAIT deadlines and timeouts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator.engine.faults import response_deadline, task_deadline, workflow_deadline
 from orchestrator.engine.records import TimerFired, TimerKind
-from orchestrator.engine.state import WorkflowState
+from orchestrator.engine.state import TaskState, WorkflowState
 
 
 @dataclass(frozen=True, order=True)
@@ -39,23 +40,24 @@ def pending_timers(state: WorkflowState) -> list[Timer]:
     if state.status.terminal:
         return []
     timers = []
+    deadline = workflow_deadline(state)
+    if deadline is not None:
+        timers.append(Timer(deadline, state.workflow_id, "", 0, TimerKind.WORKFLOW_TIMEOUT))
     for task in state.tasks.values():
-        if task.status.terminal:
-            continue
-        if task.dispatch_at is not None:
-            timers.append(
-                Timer(
-                    task.dispatch_at,
-                    state.workflow_id,
-                    task.task_id,
-                    task.attempt,
-                    TimerKind.DISPATCH,
-                )
-            )
-        if task.wait_until is not None:
-            timers.append(
-                Timer(
-                    task.wait_until, state.workflow_id, task.task_id, task.attempt, TimerKind.WAIT
-                )
-            )
+        if not task.status.terminal:
+            timers.extend(_task_timers(state.workflow_id, task))
     return timers
+
+
+def _task_timers(workflow_id: str, task: TaskState) -> list[Timer]:
+    due = {
+        TimerKind.DISPATCH: task.dispatch_at,
+        TimerKind.WAIT: task.wait_until,
+        TimerKind.RESPONSE_TIMEOUT: response_deadline(task),
+        TimerKind.TASK_TIMEOUT: task_deadline(task),
+    }
+    return [
+        Timer(at, workflow_id, task.task_id, task.attempt, kind)
+        for kind, at in due.items()
+        if at is not None
+    ]

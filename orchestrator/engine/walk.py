@@ -16,11 +16,12 @@ from typing import Any
 from orchestrator.dsl.expressions import resolve
 from orchestrator.dsl.model import WorkflowTask, walk_tasks
 from orchestrator.engine.emitter import Emitter, context
+from orchestrator.engine.faults import compensation_task, fail_workflow, start_compensation
 from orchestrator.engine.records import (
     LoopIterated,
     TaskStatus,
     WorkflowCompleted,
-    WorkflowFailed,
+    WorkflowStatus,
 )
 from orchestrator.engine.state import TaskState, WorkflowState
 from orchestrator.engine.tasks import complete_task, fail_task, schedule_task, start_task
@@ -37,19 +38,57 @@ class Flow(Enum):
 
 
 def advance(em: Emitter) -> None:
-    """Start what can start; complete or fail the workflow when its task list ends."""
+    """Start what can start; complete or fail the workflow when its task list ends.
+
+    A paused workflow starts nothing; a compensating one runs its compensations instead.
+    """
     state = em.current
-    if state.status.terminal:
+    if state.status is WorkflowStatus.COMPENSATING:
+        _compensate(em)
+        return
+    if state.status is not WorkflowStatus.RUNNING:
         return
     flow = walk_list(em, state.workflow_def.tasks, "")
     state = em.current
-    if state.status.terminal:
+    if state.status is not WorkflowStatus.RUNNING:
         return
     if flow is Flow.DONE:
         em.emit(WorkflowCompleted, output=workflow_output(state))
     elif flow is Flow.FAILED:
         task_id, reason = em.failure or (None, "a task failed")
-        em.emit(WorkflowFailed, reason=reason, task_id=task_id)
+        if start_compensation(em, reason, task_id):
+            _compensate(em)
+        else:
+            fail_workflow(em, reason, task_id)
+
+
+def _compensate(em: Emitter) -> None:
+    """Run the compensation steps one by one; end FAILED, or COMPENSATION_FAILED if one fails."""
+    state = em.current
+    done: list[str] = []
+    for step in state.compensation:
+        task_id = step["task_id"]
+        if task_id not in em.current.tasks:
+            start_task(em, compensation_task(step), task_id)
+        task = em.current.tasks[task_id]
+        if task.failed:
+            summary = {"steps": done, "failed": task_id, "reason": task.reason}
+            fail_workflow(
+                em,
+                state.reason or "compensation failed",
+                state.failed_task_id,
+                compensation=summary,
+            )
+            return
+        if not task.succeeded:
+            return
+        done.append(task_id)
+    fail_workflow(
+        em,
+        state.reason or "a task failed",
+        state.failed_task_id,
+        compensation={"steps": done, "failed": None},
+    )
 
 
 def walk_list(em: Emitter, tasks: list[WorkflowTask], scope: str) -> Flow:
@@ -91,8 +130,9 @@ def leaf_flow(em: Emitter, task: TaskState) -> Flow:
     """DONE when the task succeeded (or failed but is optional), FAILED, or RUNNING."""
     if task.succeeded:
         return Flow.DONE
-    if task.status is TaskStatus.FAILED:
-        em.fail(task.task_id, f"task {task.ref_name!r} failed: {task.reason}")
+    if task.failed:
+        verb = "timed out" if task.status is TaskStatus.TIMED_OUT else "failed"
+        em.fail(task.task_id, f"task {task.ref_name!r} {verb}: {task.reason}")
         return Flow.FAILED
     return Flow.RUNNING
 

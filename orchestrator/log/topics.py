@@ -24,6 +24,7 @@ from orchestrator.telemetry import get_logger
 
 __all__ = [
     "MAX_TOPIC_NAME_LENGTH",
+    "TASKDEF_KEY_PREFIX",
     "Topics",
     "ensure_task_topic",
     "ensure_topics",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 MAX_TOPIC_NAME_LENGTH = 249
+#: Key prefix of task definitions on the definitions topic (workflows use ``name:version``).
+TASKDEF_KEY_PREFIX = "taskdef:"
 _LEGAL = re.compile(r"[A-Za-z0-9._-]*")
 _COMPACTED = {"cleanup.policy": "compact"}
 # Refusals that a topic without configs may get past.

@@ -11,7 +11,7 @@ from typing import Any
 
 from orchestrator.engine import Definitions, decide, evolve
 from orchestrator.engine.emitter import Scripts
-from orchestrator.engine.outbox import outbound
+from orchestrator.engine.outbox import Exhausted, outbound
 from orchestrator.engine.records import (
     DeadLetter,
     Event,
@@ -35,7 +35,7 @@ class Batch:
 
     now: int
     events: list[tuple[int, Event]] = field(default_factory=list)
-    outbox: list[Record] = field(default_factory=list)
+    outbox: list[Record | Exhausted] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     dirty: dict[int, dict[str, WorkflowState]] = field(default_factory=dict)

@@ -14,12 +14,12 @@ from confluent_kafka import KafkaError, TopicPartition
 from pydantic import ValidationError
 
 from orchestrator.config import Settings
-from orchestrator.dsl.model import WorkflowDef
-from orchestrator.engine.records import WorkflowDefinition
+from orchestrator.dsl.model import TaskDef, WorkflowDef
+from orchestrator.engine.records import TaskDefinition, WorkflowDefinition
 from orchestrator.errors import OrchestratorError
 from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import make_consumer
-from orchestrator.log.topics import Topics
+from orchestrator.log.topics import TASKDEF_KEY_PREFIX, Topics
 from orchestrator.telemetry import get_logger
 
 log = get_logger(__name__)
@@ -37,6 +37,7 @@ class DefinitionTable:
         )
         self._consumer.assign([TopicPartition(self._topic, 0, 0)])
         self._by_name: dict[str, dict[int, WorkflowDef]] = {}
+        self._task_defs: dict[str, TaskDef] = {}
 
     def get(self, name: str, version: int | None = None) -> WorkflowDef | None:
         """The definition ``name`` at ``version``, or its latest version when None."""
@@ -65,6 +66,10 @@ class DefinitionTable:
         offset: int = self._consumer.position([partition])[0].offset
         return max(offset, 0)
 
+    def task_def(self, name: str) -> TaskDef | None:
+        """The registered TaskDef of a task type, or None."""
+        return self._task_defs.get(name)
+
     def _apply(self, message: Any) -> bool:
         """Apply one message; True when it marks the end of the topic."""
         error = message.error()
@@ -73,22 +78,36 @@ class DefinitionTable:
                 return True
             log.warning("definitions topic error", error=str(error))
             return False
-        name, _, version = (message.key() or b"").decode().rpartition(":")
+        key = (message.key() or b"").decode()
         if message.value() is None:
-            self._by_name.get(name, {}).pop(int(version), None)
+            self._forget(key)
             return False
         try:
-            record = CODEC.decode(message.value())
-            if not isinstance(record, WorkflowDefinition):
-                raise OrchestratorError(f"unexpected {type(record).__name__} record")
-            # Checked in full at registration; read back by schema only, so a rule added later
-            # never hides a definition that running workflows may still start.
-            definition = WorkflowDef.model_validate(record.definition)
+            self._remember(CODEC.decode(message.value()))
         except (OrchestratorError, ValidationError) as exc:
             log.error("skipping unreadable definition", offset=message.offset(), error=str(exc))
-            return False
-        self._by_name.setdefault(definition.name, {})[definition.version] = definition
         return False
+
+    def _remember(self, record: Any) -> None:
+        # Checked in full at registration; read back by schema only, so a rule added later
+        # never hides a definition that running workflows may still start.
+        if isinstance(record, WorkflowDefinition):
+            definition = WorkflowDef.model_validate(record.definition)
+            self._by_name.setdefault(definition.name, {})[definition.version] = definition
+        elif isinstance(record, TaskDefinition):
+            task_def = TaskDef.model_validate(record.definition)
+            self._task_defs[task_def.name] = task_def
+        else:
+            raise OrchestratorError(f"unexpected {type(record).__name__} record")
+
+    def _forget(self, key: str) -> None:
+        """A tombstone: ``taskdef:<name>`` or ``<name>:<version>`` is deleted."""
+        if key.startswith(TASKDEF_KEY_PREFIX):
+            self._task_defs.pop(key[len(TASKDEF_KEY_PREFIX) :], None)
+            return
+        name, _, version = key.rpartition(":")
+        if version.isdigit():
+            self._by_name.get(name, {}).pop(int(version), None)
 
     def close(self) -> None:
         """Close the consumer."""

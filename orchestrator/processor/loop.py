@@ -23,7 +23,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from orchestrator.config import Settings
-from orchestrator.engine.records import ExecuteTask, Input, Record, TaskResult
+from orchestrator.engine.outbox import Exhausted
+from orchestrator.engine.records import DeadLetter, ExecuteTask, Input, Record, TaskResult
 from orchestrator.errors import OrchestratorError, TransactionError
 from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import admin_client, make_consumer, make_producer
@@ -223,6 +224,10 @@ class Processor:
             for partition, event in batch.events:
                 self._produce(self.topics.events, event.workflow_id, event, partition, delivered)
             for record in batch.outbox:
+                if isinstance(record, Exhausted):
+                    letter = self._exhausted_letter(record, batch.now)
+                    self._produce(self.topics.dead_letters, letter.key, letter)
+                    continue
                 topic, home = self._route(record)
                 self._produce(topic, record.workflow_id, record, home)
             for letter in batch.dead_letters:
@@ -239,6 +244,19 @@ class Processor:
             ) from exc
         self._producer.poll(0)
         return last_offsets
+
+    def _exhausted_letter(self, exhausted: Exhausted, now: int) -> DeadLetter:
+        """The dead letter of a task that failed for good: its last command and the reason."""
+        command = exhausted.command
+        return DeadLetter(
+            key=command.workflow_id,
+            source_topic=self.topics.tasks(command.task_type),
+            source_partition=-1,
+            source_offset=-1,
+            reason=exhausted.reason,
+            payload=CODEC.encode(command),
+            failed_at=now,
+        )
 
     def _route(self, record: Record) -> tuple[str, int | None]:
         """Where an outbound record goes: a task topic, or requests/results of its workflow."""

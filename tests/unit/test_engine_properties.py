@@ -179,6 +179,10 @@ class Registry:
     def __init__(self, definition: WorkflowDef) -> None:
         self.current = definition
 
+    def task_def(self, name: str) -> None:
+        """No task types are registered: no retries, no timeouts."""
+        return
+
     def get(self, name: str, version: int | None = None) -> WorkflowDef | None:
         """The one registered definition, when name and version match it."""
         if name == self.current.name and version in (None, self.current.version):
