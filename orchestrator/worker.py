@@ -35,10 +35,10 @@ from orchestrator.log.topics import ensure_task_topic
 from orchestrator.telemetry import get_logger
 from orchestrator.worker_consumer import Shared, TaskConsumer
 from orchestrator.worker_executors import HandlerLoop, HandlerThreads, Slots
-from orchestrator.worker_handlers import Handler, TaskContext
+from orchestrator.worker_handlers import Handler, InProgress, TaskContext
 from orchestrator.worker_publisher import Publisher
 
-__all__ = ["TaskContext", "TerminalError", "Worker"]
+__all__ = ["InProgress", "TaskContext", "TerminalError", "Worker"]
 
 F = TypeVar("F", bound=Callable[..., object])
 

@@ -102,10 +102,9 @@ class Handler:
         """Call a sync handler on ``task``; return its result, a failure if it raised."""
         with structlog.contextvars.bound_contextvars(**_log_fields(task)):
             try:
-                output = normalize_output(self.function(*self._arguments(task)))
+                return outcome(task, self.function(*self._arguments(task)), worker_id)
             except Exception as exc:  # noqa: BLE001 - any handler failure becomes a result
                 return _failure(task, exc, worker_id)
-        return completed_result(task, output, worker_id)
 
     async def run_async(self, task: ExecuteTask, worker_id: str) -> TaskResult:
         """Await an async handler on ``task``; return its result, a failure if it raised."""
@@ -113,10 +112,9 @@ class Handler:
         structlog.contextvars.bind_contextvars(**_log_fields(task))
         try:
             coroutine = cast(Awaitable[Any], self.function(*self._arguments(task)))
-            output = normalize_output(await coroutine)
+            return outcome(task, await coroutine, worker_id)
         except Exception as exc:  # noqa: BLE001 - any handler failure becomes a result
             return _failure(task, exc, worker_id)
-        return completed_result(task, output, worker_id)
 
     def _arguments(self, task: ExecuteTask) -> tuple[Any, ...]:
         if self.wants_context:
@@ -145,6 +143,33 @@ def normalize_output(value: Any) -> Json:
             f"({type(value).__name__}): {exc}"
         ) from exc
     return output
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """Returned by a handler: the task is not done; ask again in ``callback_after_seconds``.
+
+    Conductor's IN_PROGRESS with callbackAfterSeconds: the engine records the progress
+    ``output`` as a heartbeat and sends the same attempt to a worker again after the delay.
+    """
+
+    output: Json = None
+    callback_after_seconds: int = 0
+
+
+def outcome(task: ExecuteTask, value: Any, worker_id: str) -> TaskResult:
+    """The result a handler's return value means: IN_PROGRESS for :class:`InProgress`."""
+    if isinstance(value, InProgress):
+        return TaskResult(
+            workflow_id=task.workflow_id,
+            task_id=task.task_id,
+            attempt=task.attempt,
+            status=ResultStatus.IN_PROGRESS,
+            output=normalize_output(value.output),
+            worker_id=worker_id,
+            callback_after_seconds=value.callback_after_seconds,
+        )
+    return completed_result(task, normalize_output(value), worker_id)
 
 
 def completed_result(task: ExecuteTask, output: Json, worker_id: str) -> TaskResult:

@@ -165,6 +165,7 @@ CODEC = RecordCodec(
         *records.INPUT_TYPES,
         records.ExecuteTask,
         records.WorkflowDefinition,
+        records.TaskDefinition,
         records.DeadLetter,
         *records.EVENT_TYPES,
     )

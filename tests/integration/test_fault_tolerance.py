@@ -1,0 +1,246 @@
+"""Fault tolerance against the real broker: retries, timeouts, timers across restarts, lifecycle."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from orchestrator.client import Client
+from orchestrator.config import Settings
+from orchestrator.dsl import parse_definition
+from orchestrator.engine.records import (
+    DeadLetter,
+    PauseWorkflow,
+    ResumeWorkflow,
+    RetryWorkflow,
+    TaskCompleted,
+    TaskScheduled,
+    TaskStatus,
+    TaskTimedOut,
+)
+from orchestrator.errors import WorkflowNotFoundError
+from orchestrator.processor.loop import Processor
+from orchestrator.worker import Worker
+from tests.helpers import assert_eventually
+from tests.integration.test_bad_input import cli, dead_letters
+
+pytestmark = pytest.mark.integration
+Json = Any
+
+
+class Behaviour:
+    """Worker behaviour the tests switch: how many calls fail, which attempt hangs."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.fail_first = 0
+        self.hang_first_s = 0.0
+
+    def work(self, data: dict[str, Json]) -> dict[str, Json]:
+        key = str(data.get("key"))
+        self.calls[key] = self.calls.get(key, 0) + 1
+        call = self.calls[key]
+        if call == 1 and self.hang_first_s:
+            time.sleep(self.hang_first_s)
+        if call <= self.fail_first:
+            raise RuntimeError(f"flaky call {call}")
+        return {"call": call}
+
+
+@pytest.fixture
+def behaviour(topics: Settings) -> Iterator[Behaviour]:
+    """A worker of task type `flaky` in a thread, driven by a Behaviour."""
+    state = Behaviour()
+    worker = Worker(name="faults")
+    worker.task("flaky")(state.work)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=worker.run, args=(topics,), kwargs={"concurrency": 4, "stop": stop}, daemon=True
+    )
+    thread.start()
+    yield state
+    stop.set()
+    thread.join(30)
+
+
+def one_task(name: str, **task_extra: Json) -> Any:
+    """A workflow of one `flaky` task keyed by the workflow input."""
+    return parse_definition(
+        {
+            "name": name,
+            "tasks": [
+                {
+                    "name": "flaky",
+                    "taskReferenceName": "t",
+                    "inputParameters": {"key": "${workflow.input.key}"},
+                    **task_extra,
+                }
+            ],
+        }
+    )
+
+
+def warm_up(client: Client) -> None:
+    """Run one plain `flaky` task to the end, so the worker's consumer group has joined."""
+    client.register([one_task("warm_up")])
+    assert (
+        client.wait(client.start("warm_up", input={"key": "warm"}), timeout=60).status
+        == "COMPLETED"
+    )
+
+
+def test_retries_from_a_registered_task_definition(
+    topics: Settings,
+    client: Client,
+    processor_thread: Processor,
+    behaviour: Behaviour,
+    tmp_path: Path,
+) -> None:
+    """`taskdefs register` sets retries; two failures then a success complete the workflow."""
+    behaviour.fail_first = 2
+    taskdef = tmp_path / "flaky.json"
+    taskdef.write_bytes(
+        orjson.dumps(
+            {"name": "flaky", "retryCount": 3, "retryDelaySeconds": 1, "retryLogic": "FIXED"}
+        )
+    )
+    registered = cli(topics, "taskdefs", "register", str(taskdef))
+    assert registered.returncode == 0, registered.stderr
+    client.register([one_task("retrying")])
+    state = client.wait(client.start("retrying", input={"key": "r1"}, workflow_id="r1"), timeout=60)
+    assert (state.status, state.tasks["t"].attempt, state.output) == ("COMPLETED", 3, {"call": 3})
+    delays = [e.retry_delay_ms for e in client.history("r1") if isinstance(e, TaskScheduled)]
+    assert delays == [None, 1000, 1000]
+
+
+def test_exhausted_retries_fail_and_dead_letter_then_retry_recovers(
+    topics: Settings, client: Client, processor_thread: Processor, behaviour: Behaviour
+) -> None:
+    """A task out of retries fails the workflow and lands in dead-letters; `retry` re-drives it."""
+    behaviour.fail_first = 2
+    client.register(
+        [
+            one_task(
+                "exhaust", taskDefinition={"name": "flaky", "retryCount": 1, "retryDelaySeconds": 0}
+            )
+        ]
+    )
+    state = client.wait(client.start("exhaust", input={"key": "e1"}, workflow_id="e1"), timeout=60)
+    assert state.status == "FAILED"
+    letters = assert_eventually(
+        lambda: [d for d in dead_letters(topics) if isinstance(d, DeadLetter) and d.key == "e1"],
+        timeout=30,
+    )
+    assert "after 2 attempt(s)" in letters[0].reason
+    assert letters[0].source_topic.endswith("tasks.flaky")
+    client.request(RetryWorkflow(workflow_id="e1"))
+    assert_eventually(lambda: client.status("e1").status == "COMPLETED", timeout=30)
+    assert client.status("e1").tasks["t"].attempt == 3
+
+
+def test_response_timeout_retries_a_hung_attempt(
+    topics: Settings, client: Client, processor_thread: Processor, behaviour: Behaviour
+) -> None:
+    """An attempt silent past responseTimeoutSeconds times out; the retry completes the run."""
+    warm_up(client)  # a response timeout counts from dispatch: the worker must be there
+    behaviour.hang_first_s = 6.0
+    client.register(
+        [
+            one_task(
+                "hangs",
+                taskDefinition={
+                    "name": "flaky",
+                    "retryCount": 2,
+                    "retryDelaySeconds": 0,
+                    "responseTimeoutSeconds": 2,
+                },
+            )
+        ]
+    )
+    state = client.wait(client.start("hangs", input={"key": "h1"}, workflow_id="h1"), timeout=60)
+    assert state.status == "COMPLETED"
+    timed_out = [e for e in client.history("h1") if isinstance(e, TaskTimedOut)]
+    assert [(e.attempt, e.kind, e.retrying) for e in timed_out] == [(1, "RESPONSE_TIMEOUT", True)]
+
+
+def test_pause_and_resume(
+    topics: Settings, client: Client, processor_thread: Processor, behaviour: Behaviour
+) -> None:
+    """A paused workflow schedules nothing new; resume lets it finish."""
+    definition = parse_definition(
+        {
+            "name": "pausing",
+            "tasks": [
+                {"name": "h", "taskReferenceName": "h", "type": "HUMAN"},
+                {"name": "flaky", "taskReferenceName": "t", "inputParameters": {"key": "p1"}},
+            ],
+        }
+    )
+    client.register([definition])
+    client.start("pausing", workflow_id="p1")
+
+    def waiting() -> bool:
+        try:
+            return "h" in client.status("p1").tasks
+        except WorkflowNotFoundError:
+            return False
+
+    assert_eventually(waiting, timeout=30)
+    client.request(PauseWorkflow(workflow_id="p1"))
+    assert_eventually(lambda: client.status("p1").status == "PAUSED", timeout=30)
+    client.signal("p1", "h")
+    assert_eventually(
+        lambda: client.status("p1").tasks["h"].status is TaskStatus.COMPLETED, timeout=30
+    )
+    assert "t" not in client.status("p1").tasks
+    client.request(ResumeWorkflow(workflow_id="p1"))
+    assert client.wait("p1", timeout=30).status == "COMPLETED"
+
+
+@pytest.mark.timeout(180)
+def test_a_timer_due_while_no_processor_runs_fires_once_on_start(
+    topics: Settings, client: Client, processor_processes: Any, tmp_path: Path
+) -> None:
+    """A WAIT that comes due while the processor is down completes once when it starts again."""
+    client.register(
+        [
+            parse_definition(
+                {
+                    "name": "sleepy",
+                    "tasks": [
+                        {
+                            "name": "w",
+                            "taskReferenceName": "w",
+                            "type": "WAIT",
+                            "inputParameters": {"duration": "3s"},
+                        }
+                    ],
+                }
+            )
+        ]
+    )
+    processor = processor_processes.start("timers")
+    client.start("sleepy", workflow_id="s1")
+
+    def scheduled() -> bool:
+        try:
+            return "w" in client.status("s1").tasks
+        except WorkflowNotFoundError:
+            return False
+
+    assert_eventually(scheduled, timeout=60)
+    processor_processes.kill(processor)
+    time.sleep(4)  # the timer comes due while no processor runs (that is the point of the test)
+    processor_processes.start("timers")
+    state = client.wait("s1", timeout=60)
+    assert state.status == "COMPLETED"
+    completions = [
+        e for e in client.history("s1") if isinstance(e, TaskCompleted) and e.task_id == "w"
+    ]
+    assert len(completions) == 1
