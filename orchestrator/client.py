@@ -113,17 +113,13 @@ class Client:
             correlation_id=correlation_id,
             requested_at=_now_ms(),
         )
-        self._send(
-            self.topics.requests, workflow_id, request, partition=self.partition(workflow_id)
-        )
+        self.request(request)
         return workflow_id
 
     def terminate(self, workflow_id: str, reason: str = "") -> None:
         """Ask to terminate a running workflow."""
         request = TerminateWorkflow(workflow_id=workflow_id, reason=reason)
-        self._send(
-            self.topics.requests, workflow_id, request, partition=self.partition(workflow_id)
-        )
+        self.request(request)
 
     def signal(
         self,
@@ -143,9 +139,7 @@ class Client:
             reason=reason,
             requested_at=_now_ms(),
         )
-        self._send(
-            self.topics.requests, workflow_id, request, partition=self.partition(workflow_id)
-        )
+        self.request(request)
 
     def partition(self, workflow_id: str) -> int:
         """The partition of requests, results and events that holds ``workflow_id``."""
