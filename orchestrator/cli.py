@@ -360,10 +360,17 @@ def status(ctx: click.Context, workflow_id: str, as_json_output: bool) -> None:
 @cli.command()
 @click.argument("workflow_id")
 @click.option("--json", "as_json_output", is_flag=True, help="One JSON object per line.")
+@click.option("--at", "at_seq", type=click.IntRange(min=1), help="Show the state as of event N.")
 @click.pass_context
-def history(ctx: click.Context, workflow_id: str, as_json_output: bool) -> None:
-    """Print a workflow's events, read from the log."""
-    events = Client(_settings(ctx)).history(workflow_id)
+def history(ctx: click.Context, workflow_id: str, as_json_output: bool, at_seq: int | None) -> None:
+    """Print a workflow's events, read from the log (or, with --at, its state back then)."""
+    client = Client(_settings(ctx))
+    if at_seq is not None:
+        from orchestrator.audit import history_at
+
+        click.echo(_dump(history_at(client, workflow_id, at_seq)))
+        return
+    events = client.history(workflow_id)
     if not events:
         raise OrchestratorError(f"no events for workflow {workflow_id}")
     for event in events:
@@ -423,6 +430,15 @@ def demo(ctx: click.Context) -> None:
     from orchestrator.demo import run_demo
 
     sys.exit(run_demo(_settings(ctx)))
+
+
+def _attach_operations() -> None:
+    from orchestrator.cli_ops import attach
+
+    attach(cli)
+
+
+_attach_operations()
 
 
 def main() -> None:

@@ -85,6 +85,10 @@ def test_signal_completes_a_human_task_once(
         timeout=30,
     )
     assert "already COMPLETED" in rejected[0].reason
+    then = cli(topics, "history", workflow_id, "--at", "2")
+    assert then.returncode == 0, then.stderr
+    assert orjson.loads(then.stdout)["status"] == "RUNNING"
+    assert [t["ref_name"] for t in orjson.loads(then.stdout)["tasks"]] == ["review"]
 
 
 def test_rejection_path_terminates(

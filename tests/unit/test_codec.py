@@ -24,6 +24,7 @@ RECORD_TYPES: tuple[type, ...] = (
     *records.INPUT_TYPES,
     records.ExecuteTask,
     records.WorkflowDefinition,
+    records.TaskDefinition,
     records.DeadLetter,
     *records.EVENT_TYPES,
 )
