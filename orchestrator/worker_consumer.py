@@ -26,7 +26,7 @@ from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import make_consumer
 from orchestrator.telemetry import get_logger
 from orchestrator.worker_executors import HandlerLoop, HandlerThreads, Slots
-from orchestrator.worker_handlers import Handler
+from orchestrator.worker_handlers import Handler, picked_up
 from orchestrator.worker_offsets import OffsetTracker
 from orchestrator.worker_publisher import Publisher
 
@@ -188,6 +188,8 @@ class TaskConsumer:
 
     def _submit(self, task: ExecuteTask, partition: int, offset: int) -> None:
         self._running += 1
+        if task.ack:  # the task has a pollTimeoutSeconds: say it was picked up
+            self._publisher.result(picked_up(task, self._shared.worker_id), _ignore_delivery)
         if self._handler.is_async:
             assert self._shared.loop is not None
             self._shared.loop.submit(partial(self._job_async, task, partition, offset))
@@ -319,3 +321,7 @@ def _position(message: Message) -> tuple[str, int, int]:
     if topic is None or partition is None or offset is None:
         raise BrokerError("the consumer returned a record without topic, partition or offset")
     return topic, partition, offset
+
+
+def _ignore_delivery(error: KafkaError | None, message: Message) -> None:
+    """A pick-up report needs no bookkeeping: the task's final result commits the offset."""

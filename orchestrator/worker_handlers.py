@@ -172,6 +172,17 @@ def outcome(task: ExecuteTask, value: Any, worker_id: str) -> TaskResult:
     return completed_result(task, normalize_output(value), worker_id)
 
 
+def picked_up(task: ExecuteTask, worker_id: str) -> TaskResult:
+    """IN_PROGRESS as a worker picks the task up (for tasks with a pollTimeoutSeconds)."""
+    return TaskResult(
+        workflow_id=task.workflow_id,
+        task_id=task.task_id,
+        attempt=task.attempt,
+        status=ResultStatus.IN_PROGRESS,
+        worker_id=worker_id,
+    )
+
+
 def completed_result(task: ExecuteTask, output: Json, worker_id: str) -> TaskResult:
     """COMPLETED with ``output`` (already normalised)."""
     return TaskResult(

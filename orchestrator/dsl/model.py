@@ -81,6 +81,7 @@ POLICY_FIELDS = {
     "responseTimeoutSeconds",
     "timeoutSeconds",
     "timeoutPolicy",
+    "pollTimeoutSeconds",
 }
 
 

@@ -289,7 +289,7 @@ def _timer(em: Emitter, timer: TimerFired) -> str | None:  # noqa: PLR0911 - one
         case TimerKind.WAIT if task.wait_until is not None:
             em.emit(TaskCompleted, task_id=task.task_id, attempt=task.attempt, output={})
             advance(em)
-        case TimerKind.RESPONSE_TIMEOUT | TimerKind.TASK_TIMEOUT:
+        case TimerKind.RESPONSE_TIMEOUT | TimerKind.TASK_TIMEOUT | TimerKind.POLL_TIMEOUT:
             ignored = on_timeout(em, timer)
             advance(em)
             return ignored

@@ -131,6 +131,17 @@ def response_deadline(task: TaskState) -> int | None:
     return max(task.dispatched_at, task.heartbeat_at or 0) + seconds * 1000
 
 
+def poll_deadline(task: TaskState) -> int | None:
+    """When the attempt times out for lack of a worker picking it up (pollTimeoutSeconds).
+
+    A command with ``ack`` makes the worker report IN_PROGRESS as it picks the task up.
+    """
+    seconds = int((task.policy or {}).get("pollTimeoutSeconds", 0))
+    if not seconds or task.dispatched_at is None or task.status is not TaskStatus.SCHEDULED:
+        return None
+    return task.dispatched_at + seconds * 1000
+
+
 def task_deadline(task: TaskState) -> int | None:
     """When the attempt exceeds its total time (timeoutSeconds), if its policy says so."""
     seconds = int((task.policy or {}).get("timeoutSeconds", 0))
@@ -145,6 +156,13 @@ def workflow_deadline(state: WorkflowState) -> int | None:
     if not seconds or state.timeout_alerted:
         return None
     return state.created_at + seconds * 1000
+
+
+_DEADLINES = {
+    TimerKind.RESPONSE_TIMEOUT: response_deadline,
+    TimerKind.TASK_TIMEOUT: task_deadline,
+    TimerKind.POLL_TIMEOUT: poll_deadline,
+}
 
 
 def on_timeout(em: Emitter, timer: TimerFired) -> str | None:
@@ -162,11 +180,13 @@ def on_timeout(em: Emitter, timer: TimerFired) -> str | None:
             fail_workflow(em, reason, None, timed_out=True)
         return None
     task = state.tasks[timer.task_id]
-    deadline = (
-        response_deadline(task) if timer.kind is TimerKind.RESPONSE_TIMEOUT else task_deadline(task)
-    )
+    deadline = _DEADLINES[timer.kind](task)
     if deadline is None or deadline > em.now:
         return f"{timer.kind} of {task.task_id!r} moved or cleared"
+    if timer.kind is TimerKind.POLL_TIMEOUT:
+        seconds = task.policy["pollTimeoutSeconds"]
+        time_out_attempt(em, task, timer.kind, f"no worker picked the task up within {seconds} s")
+        return None
     if timer.kind is TimerKind.RESPONSE_TIMEOUT:
         seconds = task.policy["responseTimeoutSeconds"]
         time_out_attempt(em, task, timer.kind, f"no result or heartbeat within {seconds} s")

@@ -100,6 +100,7 @@ def command(task: TaskState, state: WorkflowState) -> ExecuteTask:
         input=task.input,
         workflow_name=state.name,
         scheduled_at=task.scheduled_at,
+        ack=bool((task.policy or {}).get("pollTimeoutSeconds")),
     )
 
 

@@ -191,6 +191,7 @@ class TimerKind(StrEnum):
     RESPONSE_TIMEOUT = "RESPONSE_TIMEOUT"
     TASK_TIMEOUT = "TASK_TIMEOUT"
     WORKFLOW_TIMEOUT = "WORKFLOW_TIMEOUT"
+    POLL_TIMEOUT = "POLL_TIMEOUT"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,6 +220,7 @@ class ExecuteTask(Record):
     input: Json = None
     workflow_name: str = ""
     scheduled_at: int = 0
+    ack: bool = False
 
 
 # Definitions ------------------------------------------------------------------------------------

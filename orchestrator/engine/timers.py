@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.engine.faults import response_deadline, task_deadline, workflow_deadline
+from orchestrator.engine.faults import (
+    poll_deadline,
+    response_deadline,
+    task_deadline,
+    workflow_deadline,
+)
 from orchestrator.engine.records import TimerFired, TimerKind
 from orchestrator.engine.state import TaskState, WorkflowState
 
@@ -55,6 +60,7 @@ def _task_timers(workflow_id: str, task: TaskState) -> list[Timer]:
         TimerKind.WAIT: task.wait_until,
         TimerKind.RESPONSE_TIMEOUT: response_deadline(task),
         TimerKind.TASK_TIMEOUT: task_deadline(task),
+        TimerKind.POLL_TIMEOUT: poll_deadline(task),
     }
     return [
         Timer(at, workflow_id, task.task_id, task.attempt, kind)

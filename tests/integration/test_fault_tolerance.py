@@ -244,3 +244,27 @@ def test_a_timer_due_while_no_processor_runs_fires_once_on_start(
         e for e in client.history("s1") if isinstance(e, TaskCompleted) and e.task_id == "w"
     ]
     assert len(completions) == 1
+
+
+def test_workers_acknowledge_tasks_with_a_poll_timeout(
+    topics: Settings, client: Client, processor_thread: Processor, behaviour: Behaviour
+) -> None:
+    """With pollTimeoutSeconds, the worker reports IN_PROGRESS on pick-up; no timeout fires."""
+    warm_up(client)
+    client.register(
+        [
+            one_task(
+                "acked", taskDefinition={"name": "flaky", "retryCount": 0, "pollTimeoutSeconds": 5}
+            )
+        ]
+    )
+    state = client.wait(client.start("acked", input={"key": "a1"}, workflow_id="a1"), timeout=60)
+    kinds = [type(e).__name__ for e in client.history("a1")]
+    assert state.status == "COMPLETED"
+    assert kinds == [
+        "WorkflowStarted",
+        "TaskScheduled",
+        "TaskInProgress",
+        "TaskCompleted",
+        "WorkflowCompleted",
+    ]

@@ -348,3 +348,34 @@ def test_lifecycle_requests_that_do_not_apply_are_rejected() -> None:
     sim.submit(RetryWorkflow(workflow_id="wf"))
     sim.submit(SkipTask(workflow_id="wf", task_ref="a"))
     assert sim.kinds()[-3:] == ["RequestRejected"] * 3
+
+
+def test_poll_timeout_retries_a_task_nobody_picked_up() -> None:
+    """pollTimeoutSeconds: a command no worker acknowledged in time is timed out and retried."""
+    definition = wf(
+        "poll",
+        task(
+            "t",
+            taskDefinition={
+                "name": "work",
+                "retryCount": 1,
+                "retryDelaySeconds": 0,
+                "pollTimeoutSeconds": 5,
+            },
+        ),
+    )
+    sim = Simulation([definition], manual={"work"})
+    sim.start("poll")
+    assert sim.commands[0].ack is True
+    sim.now += 6_000
+    sim._fire_next_timer()
+    sim.run()
+    assert sim.state().tasks["t"].attempt == 2
+    sim.submit(
+        TaskResult(workflow_id="wf", task_id="t", attempt=2, status=ResultStatus.IN_PROGRESS)
+    )
+    sim.now += 60_000
+    sim._fire_next_timer()
+    sim.run()
+    assert sim.state().tasks["t"].attempt == 2
+    assert sim.state().tasks["t"].status is TaskStatus.IN_PROGRESS
