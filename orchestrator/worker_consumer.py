@@ -274,7 +274,8 @@ class TaskConsumer:
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if error is not None and error.code() != KafkaError._NO_OFFSET:
-            self._log.warning("offset commit failed", error=error.str())
+            self._log.warning("offset commit failed; retrying", error=error.str())
+            self._tracker.commit_failed(tp.partition for tp in partitions)
 
     # Rebalances and shutdown ------------------------------------------------------------------
 

@@ -93,6 +93,13 @@ class OffsetTracker:
         found = {number: self.position(number) for number in wanted}
         return {number: position for number, position in found.items() if position is not None}
 
+    def commit_failed(self, partitions: Iterable[int]) -> None:
+        """A commit of these partitions failed: offer their positions again next time."""
+        for partition in partitions:
+            offsets = self._partitions.get(partition)
+            if offsets is not None:
+                offsets.committed = None
+
     def committable(self) -> dict[int, int]:
         """Offsets that moved since the last call, by partition; they count as committed now."""
         moved: dict[int, int] = {}

@@ -135,7 +135,7 @@ def test_backoff_cap_and_deterministic_jitter() -> None:
 
 
 def test_response_timeout_retries_and_heartbeats_extend_it() -> None:
-    """No result within responseTimeoutSeconds times the attempt out; a heartbeat resets the clock."""
+    """No result within responseTimeoutSeconds times the attempt out; a heartbeat resets it."""
     definition = wf(
         "rt",
         task(
@@ -172,7 +172,7 @@ def test_response_timeout_retries_and_heartbeats_extend_it() -> None:
 
 @pytest.mark.parametrize("policy", ["TIME_OUT_WF", "RETRY", "ALERT_ONLY"])
 def test_task_timeout_policies(policy: str) -> None:
-    """timeoutSeconds: TIME_OUT_WF times the workflow out, RETRY retries, ALERT_ONLY only records."""
+    """timeoutSeconds: TIME_OUT_WF times the run out, RETRY retries, ALERT_ONLY only records."""
     definition = wf(
         "to",
         task(
@@ -257,7 +257,7 @@ def test_failure_workflow_starts_linked_to_the_failed_one() -> None:
 
 
 def test_saga_compensations_run_in_reverse_order() -> None:
-    """When a step fails, the completed steps' compensations run latest first; the run ends FAILED."""
+    """When a step fails, completed steps' compensations run latest first; the run ends FAILED."""
     order: list[str] = []
 
     def record(name: str) -> Any:

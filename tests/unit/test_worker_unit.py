@@ -300,3 +300,17 @@ def test_running_a_worker_without_handlers_is_refused() -> None:
     """run() on an empty worker raises before touching Kafka."""
     with pytest.raises(HandlerError, match="no task handlers"):
         Worker(name="empty").run(None, stop=threading.Event())  # type: ignore[arg-type]
+
+
+def test_a_failed_commit_is_offered_again() -> None:
+    """After a failed asynchronous commit, the same position is committable again."""
+    from orchestrator.worker_offsets import OffsetTracker
+
+    tracker = OffsetTracker()
+    tracker.assign([0])
+    tracker.started(0, 5)
+    tracker.done(0, 5)
+    assert tracker.committable() == {0: 6}
+    assert tracker.committable() == {}
+    tracker.commit_failed([0])
+    assert tracker.committable() == {0: 6}
