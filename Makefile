@@ -32,6 +32,10 @@ bench: $(STAMP)
 	cd bench && ../$(PY) throughput.py
 	cd bench && ../$(PY) rebuild.py
 	cd bench && ../$(PY) operators.py
+	cd bench && ../$(PY) recovery.py
+
+chaos: $(STAMP)
+	$(PY) -m pytest tests/chaos -m chaos -s
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
