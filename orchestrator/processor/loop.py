@@ -63,6 +63,7 @@ class Processor:
         self._producer: Any = None
         self._catchup: Any = None
         self._scripts = ScriptEngine()
+        self._rebalanced = False
 
     @property
     def group_id(self) -> str:
@@ -118,6 +119,7 @@ class Processor:
         self._close_stores(list(self.stores))
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._rebalanced = True
         owned = sorted({tp.partition for tp in partitions if tp.topic == self.topics.requests})
         for number in owned:
             store = PartitionStore(
@@ -135,6 +137,7 @@ class Processor:
         self.ready.set()
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._rebalanced = True
         self._close_stores(sorted({tp.partition for tp in partitions}))
 
     def _close_stores(self, numbers: list[int]) -> None:
@@ -149,9 +152,28 @@ class Processor:
     def _loop(self, stop: threading.Event) -> None:
         assert self._definitions is not None
         while not stop.is_set():
+            self._rebalanced = False
+            began = time.monotonic()
             messages = self._next_batch()
+            self._check_not_stalled(time.monotonic() - began)
             self._definitions.poll()
             self._process(messages)
+
+    def _check_not_stalled(self, gap_s: float) -> None:
+        """End the session if waiting for records took longer than the group tolerates.
+
+        The wait is bounded by POLL_TIMEOUT_S, so a longer one means the process was frozen
+        (or blocked) and may have lost its partitions without its client having noticed yet;
+        firing its timers now would duplicate the new owner's events. Rebalances (and their
+        catch-ups, which run inside the wait) do not count. Every transaction also carries
+        the owned partitions' offsets, which fences a stale instance on Kafka (KIP-447).
+        """
+        limit_s = self.settings.session_timeout_ms / 1000
+        if gap_s > limit_s and not self._rebalanced:
+            raise TransactionError(
+                f"the loop stalled for {gap_s:.1f} s (over the {limit_s:g} s session timeout); "
+                "its partitions may have moved: rejoining and catching up"
+            )
 
     def _next_batch(self) -> list[Any]:
         """Wait for one record, then take what else is already fetched, without waiting.
@@ -232,9 +254,8 @@ class Processor:
                 self._produce(topic, record.workflow_id, record, home)
             for letter in batch.dead_letters:
                 self._produce(self.topics.dead_letters, letter.key, letter)
-            offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
             self._producer.send_offsets_to_transaction(
-                offsets, self._consumer.consumer_group_metadata(), TX_TIMEOUT_S
+                self._fencing_offsets(batch), self._consumer.consumer_group_metadata(), TX_TIMEOUT_S
             )
             self._producer.commit_transaction(TX_TIMEOUT_S)
         except KafkaException as exc:
@@ -244,6 +265,29 @@ class Processor:
             ) from exc
         self._producer.poll(0)
         return last_offsets
+
+    def _fencing_offsets(self, batch: Batch) -> list[TopicPartition]:
+        """The batch's consumed offsets, plus the positions of every other owned partition.
+
+        Every transaction commits offsets, even one that only fired timers: the group
+        coordinator then checks this member's generation, so an instance that stalled and lost
+        its partitions cannot commit stale events when it wakes up.
+        """
+        offsets = dict(batch.offsets)
+        unknown = []
+        for position in self._consumer.position(self._consumer.assignment()):
+            key = (position.topic, position.partition)
+            if key in offsets:
+                continue
+            if position.offset >= 0:
+                offsets[key] = position.offset
+            else:
+                unknown.append(TopicPartition(position.topic, position.partition))
+        if unknown:  # nothing fetched there yet this session: restate what the group holds
+            for committed in self._consumer.committed(unknown, timeout=TX_TIMEOUT_S):
+                if committed.offset >= 0:
+                    offsets[(committed.topic, committed.partition)] = committed.offset
+        return [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
 
     def _exhausted_letter(self, exhausted: Exhausted, now: int) -> DeadLetter:
         """The dead letter of a task that failed for good: its last command and the reason."""

@@ -171,14 +171,6 @@ MAX_POLL_MS = 7000
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a processor whose loop stalls past max.poll.interval.ms (or a process frozen past "
-    "the session timeout) fires its due timers on waking in a transaction with no consumed "
-    "offsets; nothing fences it (KIP-447 fences only send_offsets_to_transaction), so its "
-    "TaskTimedOut/WorkflowFailed duplicate the new owner's (repeated seqs, two terminal events)",
-)
 def test_a_stalled_processor_writes_nothing_once_its_partitions_moved(
     chaos_settings: Settings, tmp_path: Path
 ) -> None:
