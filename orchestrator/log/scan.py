@@ -19,7 +19,7 @@ from confluent_kafka.cimpl import NewTopic  # confluent_kafka.admin re-exports i
 from orchestrator.config import Settings
 from orchestrator.errors import BrokerError
 from orchestrator.log.kafka import admin_client, make_consumer
-from orchestrator.log.topics import partition_counts
+from orchestrator.log.topics import creation_error, partition_counts
 from orchestrator.telemetry import get_logger
 
 __all__ = ["ensure_topic", "is_empty", "read_messages", "topic_partitions"]
@@ -119,17 +119,10 @@ def _create(
         config=config,
     )
     timeout = settings.connect_timeout_s
-    try:
-        future: Future[None] = admin.create_topics(
-            [spec], operation_timeout=timeout, request_timeout=timeout
-        )[name]
-        future.result(timeout=timeout)
-    except KafkaException as exc:
-        error: KafkaError = exc.args[0]
-        return error
-    except TimeoutError as exc:
-        raise BrokerError(f"creation of topic {name} not confirmed within {timeout:g} s") from exc
-    return None
+    future: Future[None] = admin.create_topics(
+        [spec], operation_timeout=timeout, request_timeout=timeout
+    )[name]
+    return creation_error(future, timeout)
 
 
 def _wait_for_count(admin: Any, name: str, timeout: float) -> int:

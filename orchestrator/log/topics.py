@@ -26,6 +26,7 @@ __all__ = [
     "MAX_TOPIC_NAME_LENGTH",
     "TASKDEF_KEY_PREFIX",
     "Topics",
+    "creation_error",
     "ensure_task_topic",
     "ensure_topics",
     "partition_counts",
@@ -198,7 +199,7 @@ def _create_once(admin: AdminClient, specs: list[NewTopic], timeout: float) -> l
         raise BrokerError(f"cannot create topics {sorted(by_name)}: {exc}") from exc
     rejected: list[NewTopic] = []
     for name, future in futures.items():
-        error = _creation_error(future, timeout)
+        error = creation_error(future, timeout)
         if error is None or error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
             continue
         if error.code() in _CONFIG_ERRORS and by_name[name].config:
@@ -214,7 +215,8 @@ def _raise_on_rejected(rejected: list[NewTopic]) -> None:
         raise BrokerError(f"cannot create topics {names}: the broker rejected them")
 
 
-def _creation_error(future: Future[None], timeout: float) -> KafkaError | None:
+def creation_error(future: Future[None], timeout: float) -> KafkaError | None:
+    """The error a topic creation ended with (None on success); raises if unconfirmed."""
     try:
         future.result(timeout=timeout)
     except KafkaException as exc:
