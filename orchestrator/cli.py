@@ -225,6 +225,7 @@ def skip(ctx: click.Context, workflow_id: str, task_ref: str, output_json: str) 
 
 
 def _json_option(text: str, name: str = "--output") -> Any:
+    """The JSON a command option holds; a clear usage error naming the option otherwise."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
@@ -284,10 +285,7 @@ def start(
     timeout: float,
 ) -> None:
     """Publish a StartWorkflow request and print the workflow id."""
-    try:
-        workflow_input = orjson.loads(input_json)
-    except orjson.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--input") from exc
+    workflow_input = _json_option(input_json, "--input")
     client = Client(_settings(ctx))
     offset = client.end_offset(workflow_id) if workflow_id and wait else 0
     workflow_id = client.start(
@@ -326,10 +324,7 @@ def signal_task(
     ctx: click.Context, workflow_id: str, task_ref: str, output_json: str, reason: str | None
 ) -> None:
     """Complete a waiting WAIT or HUMAN task (REF: its taskReferenceName or task id)."""
-    try:
-        output = orjson.loads(output_json)
-    except orjson.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--output") from exc
+    output = _json_option(output_json)
     status = ResultStatus.FAILED if reason else ResultStatus.COMPLETED
     Client(_settings(ctx)).signal(
         workflow_id, task_ref, output=output, status=status, reason=reason
