@@ -163,7 +163,11 @@ class PartitionStore:
         prefix = _task_prefix(workflow_id)
         previous = self._cache.get(workflow_id)
         if previous is None:
-            batch.delete_range(prefix, prefix[:-1] + b"\x01")
+            # Not in memory: a new workflow (nothing to clear) or one the cache evicted, whose
+            # stored task rows this write replaces wholesale. Only the latter needs a range
+            # tombstone; one per new workflow would pile up and slow every later read.
+            if self._db.get(WORKFLOW_PREFIX + workflow_id.encode()) is not None:
+                batch.delete_range(prefix, prefix[:-1] + b"\x01")
             previous_tasks = {}
         else:
             previous_tasks = previous.tasks
