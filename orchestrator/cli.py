@@ -428,9 +428,10 @@ def demo(ctx: click.Context) -> None:
 
 
 def _attach_operations() -> None:
-    from orchestrator.cli_ops import attach
+    from orchestrator import cli_api, cli_ops
 
-    attach(cli)
+    cli_ops.attach(cli)
+    cli_api.attach(cli)
 
 
 _attach_operations()

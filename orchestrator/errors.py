@@ -78,6 +78,22 @@ class StateError(OrchestratorError):
     """The local RocksDB state is missing, corrupt or of an unknown version."""
 
 
+class BackupError(StateError):
+    """A state backup cannot be taken or restored: no stores, a bad manifest, a busy target."""
+
+
+# Configuration ---------------------------------------------------------------------------------
+
+
+class ConfigFileError(OrchestratorError):
+    """A live configuration file cannot be read, is not TOML, or breaks its schema."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.detail = message
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
 # Workflow --------------------------------------------------------------------------------------
 
 
@@ -87,6 +103,10 @@ class WorkflowError(OrchestratorError):
 
 class WorkflowNotFoundError(WorkflowError):
     """No workflow with this id exists in the log."""
+
+
+class RequestConflictError(WorkflowError):
+    """A request conflicts with what exists: a name owned by another namespace, a wrong state."""
 
 
 class WorkflowTimeoutError(WorkflowError):
@@ -106,3 +126,22 @@ class TerminalError(OrchestratorError):
 
 class ScriptError(OrchestratorError):
     """A JavaScript or jq script failed: it threw, did not parse, or ran out of time or memory."""
+
+
+# Auth ------------------------------------------------------------------------------------------
+
+
+class AuthError(OrchestratorError):
+    """An HTTP API request failed authentication or authorization."""
+
+
+class AuthConfigError(AuthError):
+    """The authentication settings cannot verify any token (no key source, unreadable JWKS)."""
+
+
+class UnauthorizedError(AuthError):
+    """A request carries no bearer token, or one that is malformed, expired or wrongly signed."""
+
+
+class ForbiddenError(AuthError):
+    """A verified principal lacks the role or namespace an operation needs."""

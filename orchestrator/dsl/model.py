@@ -42,6 +42,10 @@ SYSTEM_TYPES = frozenset(
 SUPPORTED_TASK_TYPES = WORKER_TYPES | SYSTEM_TYPES
 
 
+DEFAULT_NAMESPACE = "default"
+NAMESPACE_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
 class TaskDef(BaseModel):
     """A task type's fault-tolerance policy (Conductor's TaskDef), registered or inline.
 
@@ -65,6 +69,9 @@ class TaskDef(BaseModel):
     timeoutPolicy: Literal["RETRY", "TIME_OUT_WF", "ALERT_ONLY"] = "TIME_OUT_WF"
     pollTimeoutSeconds: int = Field(0, ge=0)
     ownerEmail: str | None = None
+    namespace: str = Field(
+        DEFAULT_NAMESPACE, pattern=NAMESPACE_PATTERN, description="who may see and use it"
+    )
 
     def policy(self) -> dict[str, Json]:
         """The fields the engine acts on, as recorded in each TaskScheduled event."""
@@ -166,6 +173,11 @@ class WorkflowDef(BaseModel):
     timeoutSeconds: int = Field(0, ge=0)
     timeoutPolicy: Literal["TIME_OUT_WF", "ALERT_ONLY"] = "TIME_OUT_WF"
     failureWorkflow: str | None = None
+    namespace: str = Field(
+        DEFAULT_NAMESPACE,
+        pattern=NAMESPACE_PATTERN,
+        description="the tenant that owns the definition and its runs (this engine's addition)",
+    )
 
     @property
     def key(self) -> str:

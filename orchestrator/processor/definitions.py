@@ -48,6 +48,18 @@ class DefinitionTable:
             return versions[max(versions)]
         return versions.get(version)
 
+    def workflows(self) -> list[WorkflowDef]:
+        """Every version of every workflow definition, by name then version."""
+        return [
+            versions[number]
+            for _, versions in sorted(self._by_name.items())
+            for number in sorted(versions)
+        ]
+
+    def task_definitions(self) -> list[TaskDef]:
+        """Every registered task definition, by name."""
+        return [self._task_defs[name] for name in sorted(self._task_defs)]
+
     def poll(self, timeout: float = 0.0) -> None:
         """Apply whatever new definitions have arrived, without waiting for more."""
         for message in self._consumer.consume(1000, timeout):

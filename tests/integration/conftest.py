@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import uvicorn
+
+from orchestrator.api.app import ApiConfig, create_app
+from orchestrator.api.auth import AuthConfig
 
 from orchestrator.client import Client
 from orchestrator.config import Settings
 from orchestrator.log.kafka import admin_client
 from orchestrator.log.topics import ensure_topics
 from orchestrator.processor.loop import Processor
+from tests.helpers import assert_eventually
 
 
 @pytest.fixture
@@ -99,3 +107,55 @@ def processor_thread(topics: Settings) -> Iterator[Processor]:
     yield processor
     stop.set()
     thread.join(30)
+
+
+class ApiServer:
+    """``orchestrator api``'s application served by uvicorn in a thread, on a free port."""
+
+    def __init__(self, settings: Settings, config: ApiConfig) -> None:
+        self.app = create_app(settings, config)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def start(self, ready_timeout: float = 60.0) -> ApiServer:
+        """Start serving and wait until the read model has caught up."""
+        self._thread.start()
+        assert_eventually(
+            lambda: httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200,
+            timeout=ready_timeout,
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (the lifespan closes the read model)."""
+        self._server.should_exit = True
+        self._thread.join(15)
+        self._socket.close()
+
+
+@pytest.fixture
+def api_factory(topics: Settings, tmp_path: Path) -> Iterator[Callable[..., ApiServer]]:
+    """Start API servers on the test's topics: ``api_factory(auth=AuthConfig(...))``."""
+    servers: list[ApiServer] = []
+
+    def start(**overrides: Any) -> ApiServer:
+        overrides.setdefault("auth", AuthConfig(enabled=False))
+        overrides.setdefault("read_dir", tmp_path / f"read-model-{len(servers)}")
+        server = ApiServer(topics, ApiConfig(**overrides))
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def api_server(api_factory: Callable[..., ApiServer]) -> str:
+    """The base URL of an API with authentication off (development mode)."""
+    return api_factory().url

@@ -1,0 +1,133 @@
+"""The HTTP API application: routes, error mapping, limits, the UI, and their lifecycle.
+
+``create_app`` builds a FastAPI app around a read model (a RocksDB projection of ``events``
+under ``read_dir``) and a publisher to ``requests`` and ``definitions``. Errors map to 4xx
+with a ``detail`` message; only a broker that does not answer gives a 503.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.api import routes_human, routes_metadata, routes_system, routes_workflows
+from orchestrator.api.auth import AuthConfig, Authenticator
+from orchestrator.api.limits import BodyLimit, RateLimit
+from orchestrator.api.projector import Projector
+from orchestrator.api.readstore import ReadStore
+from orchestrator.api.service import Service
+from orchestrator.config import Settings
+from orchestrator.errors import (
+    AuthError,
+    BrokerError,
+    DefinitionError,
+    OrchestratorError,
+    RequestConflictError,
+    WorkflowNotFoundError,
+)
+from orchestrator.telemetry import get_logger
+
+log = get_logger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+class ApiConfig(BaseModel):
+    """What the API process needs beyond the shared Settings."""
+
+    model_config = ConfigDict(frozen=True)
+
+    read_dir: Path = Field(Path("state/read-model"), description="the read model's RocksDB")
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    rate_limit_per_second: float = Field(0.0, ge=0, description="per caller; 0: unlimited")
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+
+
+class Limits:
+    """The limits in force; replaced whole by a configuration reload."""
+
+    def __init__(self, config: ApiConfig) -> None:
+        self.max_body_bytes = config.max_body_bytes
+        self.rate_limit_per_second = config.rate_limit_per_second
+
+
+def create_app(
+    settings: Settings, config: ApiConfig, *, config_file: Path | None = None
+) -> FastAPI:
+    """The API application; the read model starts folding when the app starts.
+
+    With ``config_file``, edits to it (log level, auth keys, rate and body limits) apply
+    without a restart.
+    """
+    limits = Limits(config)
+    authenticator = Authenticator(config.auth)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = ReadStore(config.read_dir)
+        projector = Projector(settings, store)
+        projector.start()
+        app.state.service = Service(settings, store, projector)
+        log.info("api started", read_dir=str(config.read_dir), auth=authenticator.enabled)
+        try:
+            yield
+        finally:
+            app.state.service.close()
+            projector.stop()
+            store.close()
+
+    app = FastAPI(
+        title="orchestrator",
+        version="0.1.0",
+        description="Kafka-native workflow engine: start, watch and operate workflows.",
+        lifespan=lifespan,
+    )
+    app.state.authenticator = authenticator
+    app.state.limits = limits
+    for router in (routes_workflows, routes_metadata, routes_human, routes_system):
+        app.include_router(router.router)
+    _add_error_handlers(app)
+    app.add_middleware(RateLimit, rate=lambda: app.state.limits.rate_limit_per_second)
+    app.add_middleware(BodyLimit, limit=lambda: app.state.limits.max_body_bytes)
+    app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    return app
+
+
+STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
+    (WorkflowNotFoundError, 404),
+    (RequestConflictError, 409),
+    (DefinitionError, 400),
+    (BrokerError, 503),
+    (OrchestratorError, 400),
+]
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    from orchestrator.api.auth import as_http_exception  # noqa: PLC0415 - kept beside its use
+
+    async def on_auth(_: Request, exc: Exception) -> JSONResponse:
+        http = as_http_exception(exc)  # type: ignore[arg-type]
+        return JSONResponse({"detail": http.detail}, http.status_code, headers=http.headers)
+
+    async def on_error(_: Request, exc: Exception) -> JSONResponse:
+        status = next(code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind))
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        errors: Any = exc.errors(include_url=False, include_context=False, include_input=False)  # type: ignore[attr-defined]
+        return JSONResponse({"detail": errors}, status_code=400)
+
+    app.add_exception_handler(AuthError, on_auth)
+    app.add_exception_handler(OrchestratorError, on_error)
+    app.add_exception_handler(ValidationError, on_validation)
