@@ -232,28 +232,68 @@ def _json_option(text: str, name: str = "--output") -> Any:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from exc
 
 
+config_option = click.option(
+    "--config",
+    "config_path",
+    envvar="ORCH_CONFIG_FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A TOML file of live settings (log level, worker limits...), reloaded when it changes.",
+)
+
+
+def _remember_setting(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value is not None and param.name is not None:
+        ctx.obj[param.name] = value
+
+
+metrics_port_option = click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    expose_value=False,
+    callback=_remember_setting,
+    help="Serve /healthz, /readyz and /metrics on this port (ORCH_METRICS_PORT; 0: off; "
+    "ORCH_METRICS_HOST: the address, loopback by default).",
+)
+
+
 @cli.command()
 @click.option("--instance-id", help="Stable id of this instance (default: from the state dir).")
+@config_option
+@metrics_port_option
 @click.pass_context
-def processor(ctx: click.Context, instance_id: str | None) -> None:
-    """Run a processor instance until SIGTERM."""
+def processor(ctx: click.Context, instance_id: str | None, config_path: Path | None) -> None:
+    """Run a processor instance until SIGTERM (--config: the log level follows the file)."""
+    from orchestrator.live_config import watching
+    from orchestrator.observability import configure_observability
     from orchestrator.processor.loop import Processor
 
     settings = _settings(ctx)
+    configure_observability(settings, "orchestrator-processor")
     check_reachable(settings)
     ensure_topics(admin_client(settings), settings)
     instance = (
         instance_id or "p-" + sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:10]
     )
-    Processor(settings, instance).run(_stop_on_signals())
+    with watching(config_path, settings):
+        Processor(settings, instance).run(_stop_on_signals())
 
 
 @cli.command()
 @click.argument("target", metavar="MODULE[:ATTR]")
 @click.option("--concurrency", type=int, default=8, show_default=True)
+@config_option
+@metrics_port_option
 @click.pass_context
-def worker(ctx: click.Context, target: str, concurrency: int) -> None:
-    """Run the task handlers a module's Worker declares (ATTR defaults to `worker`)."""
+def worker(ctx: click.Context, target: str, concurrency: int, config_path: Path | None) -> None:
+    """Run the task handlers a module's Worker declares (ATTR defaults to `worker`).
+
+    With --config, the file's [worker] concurrency and rate limits (and the log level) apply
+    while the worker runs; --concurrency is the bound when the file sets none.
+    """
+    from orchestrator.live_config import watching
+    from orchestrator.observability import configure_observability
+    from orchestrator.worker import WorkerLimits
+
     module_name, _, attr = target.partition(":")
     sys.path.insert(0, str(Path.cwd()))
     try:
@@ -261,8 +301,11 @@ def worker(ctx: click.Context, target: str, concurrency: int) -> None:
     except (ImportError, AttributeError) as exc:
         raise click.ClickException(f"cannot load worker {target!r}: {exc}") from exc
     settings = _settings(ctx)
+    configure_observability(settings, "orchestrator-worker")
     check_reachable(settings)
-    instance.run(settings, concurrency=concurrency, stop=_stop_on_signals())
+    limits = WorkerLimits(concurrency)
+    with watching(config_path, settings, limits.apply):
+        instance.run(settings, limits=limits, stop=_stop_on_signals())
 
 
 @cli.command()
@@ -401,9 +444,10 @@ def rebuild(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option("--api-port", type=int, default=8080, show_default=True, help="0: no API.")
 @click.pass_context
-def dev(ctx: click.Context) -> None:
-    """Broker + topics + processor + example workers, until Ctrl-C."""
+def dev(ctx: click.Context, api_port: int) -> None:
+    """Broker + topics + processor + example workers + API and UI (no auth), until Ctrl-C."""
     from orchestrator.stack import LocalStack
 
     settings = _settings(ctx)
@@ -411,10 +455,14 @@ def dev(ctx: click.Context) -> None:
         stack.spawn("processor", "processor", "--instance-id", "dev")
         stack.spawn("worker", "worker", "workers.examples")
         stack.spawn("system-worker", "worker", "workers.system")
+        if api_port:
+            stack.spawn("api", "api", "--port", str(api_port), "--no-auth")
         click.echo(
             f"dev stack up: ORCH_BOOTSTRAP={stack.settings.bootstrap} "
             f"ORCH_TOPIC_PREFIX={stack.settings.topic_prefix}  (Ctrl-C stops it)"
         )
+        if api_port:
+            click.echo(f"API and UI (authentication off): http://127.0.0.1:{api_port}/ui/")
         _stop_on_signals().wait()
 
 
@@ -428,10 +476,11 @@ def demo(ctx: click.Context) -> None:
 
 
 def _attach_operations() -> None:
-    from orchestrator import cli_api, cli_ops
+    from orchestrator import cli_api, cli_ops, cli_state
 
     cli_ops.attach(cli)
     cli_api.attach(cli)
+    cli_state.attach(cli)
 
 
 _attach_operations()

@@ -81,6 +81,11 @@ class Projector:
     def start(self) -> None:
         """Assign every partition after its stored offset and start folding."""
         stored = self.store.offsets()
+        if stored and self._log_replaced(stored):
+            log.warning("the events log is shorter than the read model; refolding it from 0")
+            self.store.clear()
+            self.metrics = Metrics(None)
+            stored = {}
         self._consumer.assign(
             [
                 TopicPartition(self._topic, p, stored.get(p, -1) + 1)
@@ -89,6 +94,22 @@ class Projector:
         )
         self._positions = {p: stored.get(p, -1) + 1 for p in range(self.settings.partitions)}
         self._thread.start()
+
+    def _log_replaced(self, stored: dict[int, int]) -> bool:
+        """Whether some partition ends before the offset the store folded (a new broker)."""
+        # read_uncommitted: its high watermark is the true end, even with a transaction open.
+        reader = make_consumer(
+            self.settings, group_id=None, **{"isolation.level": "read_uncommitted"}
+        )
+        try:
+            for partition, offset in stored.items():
+                topic_partition = TopicPartition(self._topic, partition)
+                _, high = reader.get_watermark_offsets(topic_partition, timeout=10.0)
+                if high <= offset:
+                    return True
+            return False
+        finally:
+            reader.close()
 
     def stop(self) -> None:
         """Stop folding and close the consumers (the store stays open for its owner)."""

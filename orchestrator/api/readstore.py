@@ -89,6 +89,12 @@ class ReadStore:
             Rdict.destroy(str(path), options)
             self._db = Rdict(str(path), options)
 
+    def clear(self) -> None:
+        """Delete every row (the read model is refolded from the log)."""
+        batch = WriteBatch(raw_mode=True)
+        batch.delete_range(b"", b"\xff")
+        self._db.write(batch)
+
     def offsets(self) -> dict[int, int]:
         """The last folded offset of every partition seen so far."""
         return {int(key[2:]): int(value) for key, value in self._scan(b"o/") if key[2:].isdigit()}

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from orchestrator.api.readstore import ReadStore
 from orchestrator.processor.loop import Processor
 from tests.helpers import assert_eventually
 
@@ -76,3 +77,30 @@ def test_register_start_inbox_complete(api_server: str, processor_thread: Proces
         assert events[-1]["type"] == "WorkflowCompleted"
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         assert api.get("/v1/human-tasks", params={"assignee": "alice"}).json()["results"] == []
+
+
+def test_read_model_resumes_and_refolds(
+    api_factory: Any, processor_thread: Processor, tmp_path: Any
+) -> None:
+    """A restarted API resumes its read model from the stored offsets; a shorter log refolds."""
+    read_dir = tmp_path / "read"
+    first = api_factory(read_dir=read_dir)
+    with httpx.Client(base_url=first.url, timeout=10) as api:
+        assert api.post("/v1/metadata/workflows", json=HUMAN_FLOW).status_code == 201
+        started = api.post("/v1/workflows", json={"name": "api_review", "input": {"topic": "x"}})
+        workflow_id = started.json()["workflowId"]
+        assert_eventually(lambda: _status(api, workflow_id) == "RUNNING", timeout=20)
+        folded = api.get("/v1/status").json()["eventsFolded"]
+    first.stop()
+    second = api_factory(read_dir=read_dir)
+    with httpx.Client(base_url=second.url, timeout=10) as api:
+        assert _status(api, workflow_id) == "RUNNING"
+        assert api.get("/v1/status").json()["eventsFolded"] < folded
+    second.stop()
+    store = ReadStore(read_dir)
+    store.write({}, {0: 10_000_000}, {"workflows": {}, "tasks": {}, "minutes": {}})
+    store.close()
+    third = api_factory(read_dir=read_dir)
+    with httpx.Client(base_url=third.url, timeout=10) as api:
+        assert _status(api, workflow_id) == "RUNNING"
+        assert api.get("/v1/status").json()["eventsFolded"] >= folded
