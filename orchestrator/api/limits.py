@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -37,8 +38,12 @@ async def _refuse(send: Send, status: int, detail: str, headers: list[Any] | Non
     await send({"type": "http.response.body", "body": body})
 
 
-class _TooLargeError(Exception):
-    pass
+class _TooLargeError(HTTPException):
+    """A streamed body passed the limit.
+
+    An HTTPException, because FastAPI's body reader re-raises those (and turns any other
+    exception into a 400): the exception middleware answers it with a 413.
+    """
 
 
 class BodyLimit:
@@ -65,7 +70,7 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise _TooLargeError
+                raise _TooLargeError(413, f"request body over the limit of {limit} bytes")
             return message
 
         started = False

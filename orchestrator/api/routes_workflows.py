@@ -143,7 +143,7 @@ def get_workflow(
     assert state is not None  # written in the same batch as the summary
     view = workflow_view(summary, state)
     if includeTasks:
-        view["tasks"] = [task_view(task) for task in state.tasks.values()]
+        view["tasks"] = [task_view(workflow_id, task) for task in state.tasks.values()]
     return view
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.engine.state import TaskState, WorkflowState
+from orchestrator.engine.tasks import child_workflow_id
+
+CHILD_STARTING_TYPES = ("SUB_WORKFLOW", "START_WORKFLOW")
 
 Json = Any
 
@@ -23,9 +26,9 @@ def workflow_view(summary: dict[str, Json], state: WorkflowState) -> dict[str, J
     return view
 
 
-def task_view(task: TaskState) -> dict[str, Json]:
-    """One task's current attempt."""
-    return {
+def task_view(workflow_id: str, task: TaskState) -> dict[str, Json]:
+    """One task's current attempt; ``awaitingSignal`` marks WAIT/HUMAN tasks that wait for one."""
+    view = {
         "taskId": task.task_id,
         "refName": task.ref_name,
         "taskType": task.task_type,
@@ -38,4 +41,15 @@ def task_view(task: TaskState) -> dict[str, Json]:
         "scheduledTime": task.scheduled_at,
         "updateTime": task.updated_at,
         "optional": task.optional,
+        "awaitingSignal": task.awaiting_signal and not task.status.terminal,
+        "iteration": _iteration(task.task_id),
     }
+    if task.task_type in CHILD_STARTING_TYPES:
+        view["subWorkflowId"] = child_workflow_id(workflow_id, task.task_id, task.attempt)
+    return view
+
+
+def _iteration(task_id: str) -> int | None:
+    """The DO_WHILE iteration a loop body task belongs to (task ids ``<ref>__<n>``)."""
+    _, marker, number = task_id.rpartition("__")
+    return int(number) if marker and number.isdigit() else None
