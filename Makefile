@@ -14,7 +14,7 @@ demo: $(STAMP)
 	$(VENV)/bin/orchestrator demo
 
 test: $(STAMP)
-	$(PY) -m pytest tests/unit tests/integration tests/replay
+	$(PY) -m pytest tests/unit tests/integration tests/replay tests/ui
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit tests/replay
