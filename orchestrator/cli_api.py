@@ -49,8 +49,11 @@ def api(ctx: click.Context, /, **options: Any) -> None:
 
     from orchestrator.api.app import ApiConfig, create_app
     from orchestrator.api.auth import AuthConfig
+    from orchestrator.live_config import load_live_config
 
     settings = _settings(ctx)
+    if options["config_file"] is not None:
+        load_live_config(options["config_file"])  # a bad file fails here, with its message
     check_reachable(settings)
     auth = AuthConfig(
         enabled=not options["no_auth"],

@@ -21,6 +21,7 @@ and a task command's offset is committed only once its result is acknowledged (a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -33,12 +34,13 @@ from orchestrator.errors import HandlerError, TerminalError
 from orchestrator.log.kafka import admin_client
 from orchestrator.log.topics import ensure_task_topic
 from orchestrator.telemetry import get_logger
-from orchestrator.worker_consumer import Shared, TaskConsumer
+from orchestrator.worker_consumer import Shared, TaskConsumer, health_port
 from orchestrator.worker_executors import HandlerLoop, HandlerThreads, Slots
 from orchestrator.worker_handlers import Handler, InProgress, TaskContext
+from orchestrator.worker_limits import WorkerLimits, spending
 from orchestrator.worker_publisher import Publisher
 
-__all__ = ["InProgress", "TaskContext", "TerminalError", "Worker"]
+__all__ = ["InProgress", "TaskContext", "TerminalError", "Worker", "WorkerLimits"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -86,12 +88,15 @@ class Worker:
         settings: Settings,
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
+        limits: WorkerLimits | None = None,
         stop: threading.Event | None = None,
         grace_period: float = DEFAULT_GRACE_PERIOD_S,
     ) -> None:
         """Serve every registered task type until ``stop`` is set; block until shut down.
 
-        At most ``concurrency`` handler calls run at once across all task types. Without a
+        At most ``concurrency`` handler calls run at once across all task types; ``limits``
+        instead gives a bound and per task type rate limits that may change while the worker
+        runs (:meth:`WorkerLimits.update`, or a live configuration file). Without a
         ``stop`` event, SIGTERM and SIGINT stop the worker (main thread only). On stop, fetching
         ends, running handlers get ``grace_period`` seconds to finish and publish, finished
         offsets are committed and the consumers leave their groups; handlers still running are
@@ -99,27 +104,34 @@ class Worker:
         """
         if not self._handlers:
             raise HandlerError(f"worker {self.name!r} has no task handlers to run")
-        slots = Slots(concurrency)
+        limits = limits or WorkerLimits(concurrency)
         with _stop_event(stop) as stop_event:
-            self._serve(settings, slots, stop_event, grace_period)
+            self._serve(settings, limits, stop_event, grace_period)
 
     def _serve(
-        self, settings: Settings, slots: Slots, stop: threading.Event, grace_period: float
+        self, settings: Settings, limits: WorkerLimits, stop: threading.Event, grace_period: float
     ) -> None:
         admin = admin_client(settings)
         for task_type in self._handlers:
             ensure_task_topic(admin, settings, task_type)
-        shared = self._shared(settings, slots)
-        consumers = [TaskConsumer(shared, handler) for handler in self._handlers.values()]
+        shared = self._shared(settings, limits.slots)
+        consumers = [
+            TaskConsumer(
+                dataclasses.replace(shared, slots=limits.slots_for(task_type)),
+                spending(handler, limits.bucket(task_type)),
+            )
+            for task_type, handler in self._handlers.items()
+        ]
         _log.info(
             "worker started",
             worker=self.name,
             worker_id=shared.worker_id,
             task_types=list(self._handlers),
-            concurrency=slots.size,
+            concurrency=limits.slots.size,
         )
         try:
-            _run_consumers(consumers, stop, grace_period)
+            with health_port(settings, consumers):
+                _run_consumers(consumers, stop, grace_period)
         finally:
             shared.publisher.producer.flush(_STOP_POLL_S)
             if shared.threads is not None:

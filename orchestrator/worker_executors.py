@@ -1,6 +1,7 @@
 """Where a worker's handlers run: daemon threads for sync handlers, one asyncio loop for async ones.
 
-:class:`Slots` bounds how many handler calls are in flight across every task type of a worker.
+:class:`Slots` (from :mod:`orchestrator.worker_limits`) bounds how many handler calls are in
+flight across every task type of a worker; the thread pool grows to match a larger bound.
 Threads are daemons and the loop's tasks are cancelled on shutdown, so a handler that outlives
 the grace period is abandoned and never keeps the process alive.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from orchestrator.telemetry import get_logger
+from orchestrator.worker_limits import Slots
 
 __all__ = ["HandlerLoop", "HandlerThreads", "Slots"]
 
@@ -23,63 +25,46 @@ AsyncJob = Callable[[], Coroutine[Any, Any, None]]
 _log = get_logger("orchestrator.worker")
 
 
-class Slots:
-    """A counter of free handler slots that consumers reserve in batches and jobs give back."""
-
-    def __init__(self, size: int) -> None:
-        if size < 1:
-            raise ValueError(f"concurrency must be at least 1, got {size}")
-        self.size = size
-        self._free = size
-        self._changed = threading.Condition()
-
-    def reserve(self, most: int, timeout: float) -> int:
-        """Take up to ``most`` free slots, waiting up to ``timeout`` s for one; return how many."""
-        with self._changed:
-            if self._free <= 0:
-                self._changed.wait(timeout)
-            taken = max(0, min(most, self._free))
-            self._free -= taken
-            return taken
-
-    def release(self, count: int = 1) -> None:
-        """Give back ``count`` slots; a negative count takes slots beyond the bound."""
-        if count == 0:
-            return
-        with self._changed:
-            self._free += count
-            if count > 0:
-                self._changed.notify_all()
-
-    @property
-    def free(self) -> int:
-        """How many slots are free now."""
-        return self._free
-
-
 class HandlerThreads:
-    """A fixed set of daemon threads running jobs from one queue, in submission order."""
+    """Daemon threads running jobs from one queue, in submission order.
+
+    It starts with ``size`` threads and adds one whenever a job would otherwise wait for a
+    thread, so a bound raised while the worker runs gets the threads it needs.
+    """
 
     def __init__(self, size: int, name: str) -> None:
+        self._name = name
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._serve, name=f"{name}-{index}", daemon=True)
-            for index in range(size)
-        ]
+        self._lock = threading.Lock()
+        self._busy = 0  # jobs submitted and not finished
+        self._started = False
+        self._threads = [self._thread(index) for index in range(size)]
+
+    def _thread(self, index: int) -> threading.Thread:
+        return threading.Thread(target=self._serve, name=f"{self._name}-{index}", daemon=True)
 
     def start(self) -> None:
         """Start the threads."""
-        for thread in self._threads:
-            thread.start()
+        with self._lock:
+            self._started = True
+            for thread in self._threads:
+                thread.start()
 
     def submit(self, job: Job) -> None:
-        """Run ``job`` on the next free thread."""
+        """Run ``job`` on the next free thread (a new one if none is free)."""
+        with self._lock:
+            self._busy += 1
+            if self._started and self._busy > len(self._threads):
+                thread = self._thread(len(self._threads))
+                self._threads.append(thread)
+                thread.start()
         self._jobs.put(job)
 
     def shutdown(self) -> None:
         """Let each thread exit after its current job; never waits for a running one."""
-        for _ in self._threads:
-            self._jobs.put(None)
+        with self._lock:
+            for _ in self._threads:
+                self._jobs.put(None)
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -87,6 +72,9 @@ class HandlerThreads:
                 job()
             except BaseException:  # noqa: BLE001 - a job must not take its thread down with it
                 _log.exception("worker job raised")
+            finally:
+                with self._lock:
+                    self._busy -= 1
 
 
 class HandlerLoop:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import threading
 
 from orchestrator.config import Settings
-from orchestrator.worker import DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD_S, Worker
+from orchestrator.worker import DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD_S, Worker, WorkerLimits
 from workers.http_task import HttpTask
 from workers.publish_task import ClusterPublisher
 
@@ -65,6 +65,7 @@ class SystemWorker(Worker):
         settings: Settings,
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
+        limits: WorkerLimits | None = None,
         stop: threading.Event | None = None,
         grace_period: float = DEFAULT_GRACE_PERIOD_S,
     ) -> None:
@@ -75,7 +76,13 @@ class SystemWorker(Worker):
         """
         self.publisher.bind(settings)
         try:
-            super().run(settings, concurrency=concurrency, stop=stop, grace_period=grace_period)
+            super().run(
+                settings,
+                concurrency=concurrency,
+                limits=limits,
+                stop=stop,
+                grace_period=grace_period,
+            )
         finally:
             self.publisher.close()
             self.http.close()

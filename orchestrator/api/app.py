@@ -32,6 +32,7 @@ from orchestrator.errors import (
     RequestConflictError,
     WorkflowNotFoundError,
 )
+from orchestrator.live_config import ConfigWatcher, LiveConfig, log_level_follower
 from orchestrator.telemetry import get_logger
 
 log = get_logger(__name__)
@@ -67,6 +68,7 @@ def create_app(
     """
     limits = Limits(config)
     authenticator = Authenticator(config.auth)
+    watcher = _watch(config_file, settings, authenticator, limits) if config_file else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,9 +77,13 @@ def create_app(
         projector.start()
         app.state.service = Service(settings, store, projector)
         log.info("api started", read_dir=str(config.read_dir), auth=authenticator.enabled)
+        if watcher is not None:
+            watcher.start()  # applies the file now: a bad file stops the start
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             app.state.service.close()
             projector.stop()
             store.close()
@@ -102,6 +108,27 @@ def create_app(
         return RedirectResponse("/ui/")
 
     return app
+
+
+def _watch(
+    path: Path, settings: Settings, authenticator: Authenticator, limits: Limits
+) -> ConfigWatcher:
+    """A watcher applying the file's log level, ``[auth]`` keys and ``[api]`` limits live.
+
+    Auth is applied first: keys that do not load leave the whole previous configuration in
+    force (the watcher logs why).
+    """
+    follow_level = log_level_follower(settings)
+
+    def apply(live: LiveConfig) -> None:
+        follow_level(live)
+        if live.auth is not None:
+            authenticator.reconfigure(AuthConfig(**live.auth.model_dump()))
+        limits.max_body_bytes = live.api.max_body_bytes
+        limits.rate_limit_per_second = live.api.rate_limit_per_second
+        log.info("api configuration applied", path=str(path))
+
+    return ConfigWatcher(path, apply)
 
 
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [

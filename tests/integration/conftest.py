@@ -112,8 +112,8 @@ def processor_thread(topics: Settings) -> Iterator[Processor]:
 class ApiServer:
     """``orchestrator api``'s application served by uvicorn in a thread, on a free port."""
 
-    def __init__(self, settings: Settings, config: ApiConfig) -> None:
-        self.app = create_app(settings, config)
+    def __init__(self, settings: Settings, config: ApiConfig, config_file: Path | None) -> None:
+        self.app = create_app(settings, config, config_file=config_file)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self._socket.listen()  # connections queue until uvicorn accepts: no refused /readyz
@@ -141,13 +141,13 @@ class ApiServer:
 
 @pytest.fixture
 def api_factory(topics: Settings, tmp_path: Path) -> Iterator[Callable[..., ApiServer]]:
-    """Start API servers on the test's topics: ``api_factory(auth=AuthConfig(...))``."""
+    """Start API servers on the test's topics: ``api_factory(config_file, auth=AuthConfig())``."""
     servers: list[ApiServer] = []
 
-    def start(**overrides: Any) -> ApiServer:
+    def start(config_file: Path | None = None, **overrides: Any) -> ApiServer:
         overrides.setdefault("auth", AuthConfig(enabled=False))
         overrides.setdefault("read_dir", tmp_path / f"read-model-{len(servers)}")
-        server = ApiServer(topics, ApiConfig(**overrides))
+        server = ApiServer(topics, ApiConfig(**overrides), config_file)
         servers.append(server)
         return server.start()
 
