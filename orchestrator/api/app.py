@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -97,7 +98,7 @@ def create_app(
     app.state.authenticator = authenticator
     app.state.limits = limits
     for router in (routes_workflows, routes_metadata, routes_human, routes_system):
-        app.include_router(router.router)
+        app.include_router(router.router, responses=ERROR_RESPONSES)
     _add_error_handlers(app)
     app.add_middleware(RateLimit, rate=lambda: app.state.limits.rate_limit_per_second)
     app.add_middleware(BodyLimit, limit=lambda: app.state.limits.max_body_bytes)
@@ -131,6 +132,16 @@ def _watch(
     return ConfigWatcher(path, apply)
 
 
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "invalid request: the detail names the field or problem"},
+    401: {"description": "no bearer token, or one that does not verify"},
+    403: {"description": "the token lacks the role or namespace"},
+    404: {"description": "not found, or not in the caller's namespaces"},
+    409: {"description": "conflicts with the workflow's state or another namespace"},
+    413: {"description": "request body over the limit"},
+    429: {"description": "over the caller's request rate"},
+    503: {"description": "the broker did not acknowledge"},
+}
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (WorkflowNotFoundError, 404),
     (RequestConflictError, 409),
@@ -152,9 +163,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
-        errors: Any = exc.errors(include_url=False, include_context=False, include_input=False)  # type: ignore[attr-defined]
+        # Only where and what: the offending input may be huge or hold secrets.
+        found: Any = exc.errors()  # type: ignore[attr-defined]
+        errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in found]
         return JSONResponse({"detail": errors}, status_code=400)
 
     app.add_exception_handler(AuthError, on_auth)
     app.add_exception_handler(OrchestratorError, on_error)
     app.add_exception_handler(ValidationError, on_validation)
+    app.add_exception_handler(RequestValidationError, on_validation)

@@ -12,10 +12,11 @@ import asyncio
 import threading
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaError, KafkaException
 
 from orchestrator.config import Settings
-from orchestrator.errors import BrokerError
+from orchestrator.errors import BrokerError, SchemaError
 from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import make_producer
 
@@ -55,7 +56,7 @@ class Publisher:
         try:
             self._producer.produce(
                 topic,
-                value=CODEC.encode(record),
+                value=encode(record),
                 key=key,
                 partition=partition,
                 headers=[("type", CODEC.type_name(record)), *(headers or {}).items()],
@@ -74,7 +75,7 @@ class Publisher:
             outcome.append(error)
             done.set()
 
-        value = None if record is None else CODEC.encode(record)
+        value = None if record is None else encode(record)
         self._producer.produce(
             topic, value=value, key=key, partition=partition, on_delivery=delivered
         )
@@ -88,6 +89,18 @@ class Publisher:
         self._producer.flush(5)
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+def encode(record: Any) -> bytes:
+    """The record's bytes; :class:`SchemaError` (a 400) when its JSON has no encoding.
+
+    orjson refuses integers beyond 64 bits and nesting deeper than 254 levels, which a request
+    body parsed by the standard library may hold.
+    """
+    try:
+        return CODEC.encode(record)
+    except orjson.JSONEncodeError as exc:
+        raise SchemaError(f"cannot encode {type(record).__name__}: {exc}") from exc
 
 
 def _settle(future: asyncio.Future[None], topic: str, error: KafkaError | None) -> None:

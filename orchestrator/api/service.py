@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.api.auth import Principal, Role
 from orchestrator.api.projector import Projector
-from orchestrator.api.publisher import Publisher
+from orchestrator.api.publisher import Publisher, encode
 from orchestrator.api.readstore import ReadStore
 from orchestrator.config import Settings
 from orchestrator.dsl.model import TaskDef, WorkflowDef
@@ -151,14 +151,11 @@ class Service:
             self._check_owner(definition.name, definition.namespace)
         with self._register_lock:  # one V8 isolate at a time for the script syntax check
             warnings = validate_set(definitions, self.projector.definitions)
-        for definition in definitions:
-            record = WorkflowDefinition(
-                name=definition.name,
-                version=definition.version,
-                definition=definition.to_json(),
-                registered_at=now_ms(),
-            )
-            self._publish_definition(definition.key, record)
+        records = [
+            (definition.key, _definition_record(definition, f"definition {index}"))
+            for index, definition in enumerate(definitions)
+        ]
+        self._publish_definitions(records)
         self._await_visible(lambda: all(self._registered(d) for d in definitions))
         return [str(warning) for warning in warnings]
 
@@ -197,13 +194,18 @@ class Service:
                 raise RequestConflictError(
                     f"task type {task_def.name!r} belongs to another namespace"
                 )
-        for task_def in task_defs:
-            record = TaskDefinition(
-                name=task_def.name,
-                definition=task_def.model_dump(mode="json", exclude_none=True),
-                registered_at=now_ms(),
+        records = [
+            (
+                TASKDEF_KEY_PREFIX + task_def.name,
+                TaskDefinition(
+                    name=task_def.name,
+                    definition=task_def.model_dump(mode="json", exclude_none=True),
+                    registered_at=now_ms(),
+                ),
             )
-            self._publish_definition(TASKDEF_KEY_PREFIX + task_def.name, record)
+            for task_def in task_defs
+        ]
+        self._publish_definitions(records)
         self._await_visible(
             lambda: all(self.projector.definitions.task_def(t.name) == t for t in task_defs)
         )
@@ -220,6 +222,13 @@ class Service:
     def _publish_definition(self, key: str, record: Any | None) -> None:
         self.publisher.send_sync(self.topics.definitions, key, record, partition=0)
 
+    def _publish_definitions(self, records: Sequence[tuple[str, Any]]) -> None:
+        # Every record encodes before any is published: a list registers whole or not at all.
+        for _, record in records:
+            encode(record)
+        for key, record in records:
+            self._publish_definition(key, record)
+
     def _await_visible(self, predicate: Any) -> None:
         # Read-after-write: the caller's next GET sees what it just registered.
         if not self.projector.wait_for(predicate, REGISTER_VISIBLE_TIMEOUT_S):
@@ -228,6 +237,19 @@ class Service:
     def close(self) -> None:
         """Flush and stop the publisher."""
         self.publisher.close()
+
+
+def _definition_record(definition: WorkflowDef, source: str) -> WorkflowDefinition:
+    try:
+        document = definition.to_json()
+    except ValueError as exc:  # pydantic's serialization depth limit
+        raise DefinitionError(f"cannot be serialized: {exc}", source=source) from exc
+    return WorkflowDefinition(
+        name=definition.name,
+        version=definition.version,
+        definition=document,
+        registered_at=now_ms(),
+    )
 
 
 def _best_index(query: SearchQuery) -> tuple[str | None, str | None]:

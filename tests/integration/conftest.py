@@ -18,7 +18,6 @@ import uvicorn
 
 from orchestrator.api.app import ApiConfig, create_app
 from orchestrator.api.auth import AuthConfig
-
 from orchestrator.client import Client
 from orchestrator.config import Settings
 from orchestrator.log.kafka import admin_client
