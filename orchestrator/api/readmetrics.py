@@ -43,15 +43,18 @@ def _observe(stats: dict[str, Json], latency_ms: int) -> None:
 
 
 def percentile(histogram: list[int], fraction: float) -> int | None:
-    """The bucket upper bound under which ``fraction`` of observations fall (None if empty)."""
+    """The ``fraction`` quantile, interpolated linearly inside its bucket (None if empty)."""
     total = sum(histogram)
     if total == 0:
         return None
     rank, seen = fraction * total, 0
     for index, count in enumerate(histogram):
+        if count and seen + count >= rank:
+            if index == len(BUCKETS_MS):
+                return BUCKETS_MS[-1]  # the open bucket: its lower bound is all we know
+            lower = BUCKETS_MS[index - 1] if index else 0
+            return round(lower + (BUCKETS_MS[index] - lower) * (rank - seen) / count)
         seen += count
-        if seen >= rank:
-            return BUCKETS_MS[index] if index < len(BUCKETS_MS) else BUCKETS_MS[-1]
     return BUCKETS_MS[-1]
 
 
