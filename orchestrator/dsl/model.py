@@ -15,7 +15,19 @@ from orchestrator.dsl.names import check_task_type
 Json = Any
 
 #: Task types that run on workers (a topic ``tasks.<name>``, or ``tasks.<TYPE>`` for built-ins).
-WORKER_TYPES = frozenset({"SIMPLE", "HTTP", "KAFKA_PUBLISH", "EVENT"})
+WORKER_TYPES = frozenset(
+    {
+        "SIMPLE",
+        "HTTP",
+        "KAFKA_PUBLISH",
+        "EVENT",
+        "LLM_CHAT_COMPLETE",
+        "LLM_TEXT_COMPLETE",
+        "LLM_EMBED",
+        "LLM_INDEX",
+        "LLM_SEARCH",
+    }
+)
 #: Task types the engine carries out itself while deciding.
 SYSTEM_TYPES = frozenset(
     {

@@ -1,9 +1,10 @@
 """Starting a task: resolve its input, then schedule it for a worker or carry it out at once.
 
-Worker tasks (SIMPLE, HTTP, KAFKA_PUBLISH, EVENT, DYNAMIC) become a TaskScheduled whose command
-goes to ``tasks.<type>``. System tasks the engine can finish on the spot (INLINE, JQ,
-SET_VARIABLE, NOOP, TERMINATE, START_WORKFLOW) are scheduled and completed in one decision,
-with their result in the events. WAIT, HUMAN and SUB_WORKFLOW are scheduled and wait.
+Worker tasks (``WORKER_TYPES``: SIMPLE, HTTP, KAFKA_PUBLISH, EVENT, the LLM tasks; and DYNAMIC)
+become a TaskScheduled whose command goes to ``tasks.<type>``. System tasks the engine can finish
+on the spot (INLINE, JQ, SET_VARIABLE, NOOP, TERMINATE, START_WORKFLOW) are scheduled and
+completed in one decision, with their result in the events. WAIT, HUMAN and SUB_WORKFLOW are
+scheduled and wait.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from orchestrator.dsl.durations import parse_duration, parse_until
 from orchestrator.dsl.expressions import resolve
-from orchestrator.dsl.model import WorkflowTask
+from orchestrator.dsl.model import WORKER_TYPES, WorkflowTask
 from orchestrator.engine.emitter import Emitter, context
 from orchestrator.engine.records import (
     TaskCompleted,
@@ -47,7 +48,7 @@ def start_task(em: Emitter, task: WorkflowTask, task_id: str, task_input: Json =
         )
         return
     kind = task.type
-    if kind in ("SIMPLE", "HTTP", "KAFKA_PUBLISH", "EVENT", "DYNAMIC"):
+    if kind in WORKER_TYPES or kind == "DYNAMIC":
         _schedule_worker(em, task, task_id, data)
     elif kind == "WAIT":
         _schedule_wait(em, task, task_id, data)
