@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,langchain,llamaindex]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,6 +33,7 @@ bench: $(STAMP)
 	cd bench && ../$(PY) rebuild.py
 	cd bench && ../$(PY) operators.py
 	cd bench && ../$(PY) recovery.py
+	cd bench && ../$(PY) api.py
 
 chaos: $(STAMP)
 	$(PY) -m pytest tests/chaos -m chaos -s
