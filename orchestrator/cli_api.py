@@ -70,7 +70,14 @@ def api(ctx: click.Context, /, **options: Any) -> None:
         auth=auth,
     )
     app = create_app(settings, config, config_file=options["config_file"])
-    uvicorn.run(app, host=options["host"], port=options["port"], log_level="warning")
+    uvicorn.run(
+        app,
+        host=options["host"],
+        port=options["port"],
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+    )
 
 
 @click.command()

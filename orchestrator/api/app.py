@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.api import routes_human, routes_metadata, routes_system, routes_workflows
 from orchestrator.api.auth import AuthConfig, Authenticator
+from orchestrator.api.fastpath import StartFastPath
 from orchestrator.api.limits import BodyLimit, RateLimit
 from orchestrator.api.projector import Projector
 from orchestrator.api.readstore import ReadStore
@@ -90,6 +91,8 @@ def create_app(
             store.close()
 
     app = FastAPI(
+        # FastAPI's own telemetry looks providers up on every request; ours is explicit.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="orchestrator",
         version="0.1.0",
         description="Kafka-native workflow engine: start, watch and operate workflows.",
@@ -100,6 +103,7 @@ def create_app(
     for router in (routes_workflows, routes_metadata, routes_human, routes_system):
         app.include_router(router.router, responses=ERROR_RESPONSES)
     _add_error_handlers(app)
+    app.add_middleware(StartFastPath, owner=app)
     app.add_middleware(RateLimit, rate=lambda: app.state.limits.rate_limit_per_second)
     app.add_middleware(BodyLimit, limit=lambda: app.state.limits.max_body_bytes)
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")
@@ -151,6 +155,11 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
 ]
 
 
+def status_of(exc: OrchestratorError) -> int:
+    """The HTTP status an error maps to."""
+    return next(code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind))
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     from orchestrator.api.auth import as_http_exception  # noqa: PLC0415 - kept beside its use
 
@@ -159,8 +168,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": http.detail}, http.status_code, headers=http.headers)
 
     async def on_error(_: Request, exc: Exception) -> JSONResponse:
-        status = next(code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind))
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))  # type: ignore[arg-type]
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         # Only where and what: the offending input may be huge or hold secrets.

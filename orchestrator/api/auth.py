@@ -202,6 +202,9 @@ def _reason(exc: jwt.PyJWTError) -> str:
     return reason or f"token invalid: {exc}"
 
 
+VERIFIED_CACHE_SIZE = 10_000
+
+
 class Authenticator:
     """Turns an ``Authorization`` header into a :class:`Principal`; keys swap on reconfigure."""
 
@@ -209,6 +212,7 @@ class Authenticator:
         """Raises :class:`AuthConfigError` when enabled without a usable key source."""
         self._clock = clock
         self._verifier = _Verifier.build(config, clock)
+        self._verified: dict[str, tuple[_Verifier, Principal, float]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -230,7 +234,18 @@ class Authenticator:
         verifier = self._verifier
         if not verifier.config.enabled:
             return DEVELOPMENT_PRINCIPAL
-        return _principal_of(verifier.verify(_bearer_token(authorization)))
+        token = _bearer_token(authorization)
+        # A verified token is remembered until it expires (no leeway), for the verifier that
+        # checked it: a reconfiguration makes every remembered token verify again.
+        remembered = self._verified.get(token)
+        if remembered is not None and remembered[0] is verifier and time.time() < remembered[2]:
+            return remembered[1]
+        claims = verifier.verify(token)
+        principal = _principal_of(claims)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (verifier, principal, float(claims["exp"]))
+        return principal
 
 
 def _bearer_token(authorization: str | None) -> str:

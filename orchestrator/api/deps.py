@@ -14,16 +14,10 @@ from orchestrator.errors import AuthError
 _bearer = HTTPBearer(auto_error=False, description="OAuth2 bearer JWT (RS256 or HS256)")
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     """The application's service."""
     service: Service = request.app.state.service
     return service
-
-
-def get_authenticator(request: Request) -> Authenticator:
-    """The application's authenticator (swapped in place on a configuration reload)."""
-    authenticator: Authenticator = request.app.state.authenticator
-    return authenticator
 
 
 async def get_principal(
@@ -33,7 +27,8 @@ async def get_principal(
     """The caller, from its bearer token; 401 when it has none or a bad one."""
     header = f"Bearer {credentials.credentials}" if credentials else None
     try:
-        principal = get_authenticator(request).authenticate(header)
+        authenticator: Authenticator = request.app.state.authenticator
+        principal = authenticator.authenticate(header)
         principal.require(Role.VIEWER)
     except AuthError as exc:
         raise as_http_exception(exc) from None

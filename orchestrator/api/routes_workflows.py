@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -34,7 +33,6 @@ from orchestrator.engine.records import (
     RetryWorkflow,
     SignalTask,
     SkipTask,
-    StartWorkflow,
     TerminateWorkflow,
     WorkflowStatus,
 )
@@ -68,17 +66,7 @@ async def start_workflow(
     timeout: Annotated[float, Query(gt=0, le=300, description="seconds to wait")] = 10.0,
 ) -> StartResponse:
     """Start a run of a registered definition; with ``wait``, answer when it ends (or times out)."""
-    definition = service.definition_for_start(principal, body.name, body.version)
-    workflow_id = body.workflowId or str(uuid.uuid4())
-    record = StartWorkflow(
-        workflow_id=workflow_id,
-        name=definition.name,
-        version=body.version,
-        input=body.input,
-        correlation_id=body.correlationId,
-        requested_at=now_ms(),
-    )
-    await service.send_request(record, request.headers.get("traceparent"))
+    workflow_id = await service.start(principal, body, request.headers.get("traceparent"))
     if not wait:
         return StartResponse(workflowId=workflow_id)
     summary = await _until_ended(service, workflow_id, timeout)

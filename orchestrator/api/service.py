@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.api.auth import Principal, Role
+from orchestrator.api.models import StartRequest
 from orchestrator.api.projector import Projector
 from orchestrator.api.publisher import Publisher, encode
 from orchestrator.api.readstore import ReadStore
 from orchestrator.config import Settings
 from orchestrator.dsl.model import TaskDef, WorkflowDef
 from orchestrator.dsl.validate import parse_definition, validate_set
-from orchestrator.engine.records import Record, TaskDefinition, WorkflowDefinition
+from orchestrator.engine.records import (
+    Record,
+    StartWorkflow,
+    TaskDefinition,
+    WorkflowDefinition,
+)
 from orchestrator.errors import (
     DefinitionError,
     RequestConflictError,
@@ -85,6 +92,23 @@ class Service:
             raise WorkflowNotFoundError(f"no workflow definition {which!r}")
         principal.require(Role.OPERATOR, definition.namespace)
         return definition
+
+    async def start(
+        self, principal: Principal, request: StartRequest, traceparent: str | None = None
+    ) -> str:
+        """Check and send a start request; return the workflow id (given, or a new UUID)."""
+        definition = self.definition_for_start(principal, request.name, request.version)
+        workflow_id = request.workflowId or str(uuid.uuid4())
+        record = StartWorkflow(
+            workflow_id=workflow_id,
+            name=definition.name,
+            version=request.version,
+            input=request.input,
+            correlation_id=request.correlationId,
+            requested_at=now_ms(),
+        )
+        await self.send_request(record, traceparent)
+        return workflow_id
 
     async def send_request(self, record: Record, traceparent: str | None = None) -> None:
         """Produce a request record to its workflow's partition."""

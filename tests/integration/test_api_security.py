@@ -382,7 +382,9 @@ def test_json_the_log_cannot_encode_is_refused_and_not_published(
             "/v1/workflows", content=content, headers={"Content-Type": "application/json"}
         )
         assert response.status_code == 400, (label, response.text)
-        assert "cannot encode StartWorkflow" in response.json()["detail"]
+        # Refused when parsed (the start fast path's strict JSON parser) or when encoded.
+        detail = str(response.json()["detail"])
+        assert "cannot encode StartWorkflow" in detail or "Invalid JSON" in detail, detail
     for label, bad in {"big": {"x": 2**70}, "deep": nested(300)}.items():
         pair = [human_flow(f"first_{label}"), {**human_flow(f"second_{label}"), "variables": bad}]
         response = admin.post("/v1/metadata/workflows", json=pair)
