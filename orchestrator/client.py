@@ -1,8 +1,9 @@
 """The client: register definitions, start and terminate workflows, read their history.
 
 Everything goes through Kafka: requests are produced to ``requests`` keyed (and partitioned)
-by workflow id; status and history are read back from ``events`` and folded with the engine,
-so the answer is the log's, not a cache's.
+by workflow id, with a ``traceparent`` header (the active span's context, say an HTTP
+request's, or a new trace) so the run they cause joins that trace; status and history are read
+back from ``events`` and folded with the engine, so the answer is the log's, not a cache's.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ from orchestrator.log.kafka import check_reachable, make_consumer, make_producer
 from orchestrator.log.partitioning import partition_for
 from orchestrator.log.reader import read_events
 from orchestrator.log.topics import TASKDEF_KEY_PREFIX, Topics
+from orchestrator.observability.propagation import (
+    TRACEPARENT,
+    current_or_new,
+    format_traceparent,
+)
 
 Json = Any
 
@@ -86,12 +92,16 @@ class Client:
         return names
 
     def request(self, record: Record) -> None:
-        """Send a request record (pause, resume, retry, restart, rerun, skip...) to its workflow."""
+        """Send a request record (pause, resume, retry, restart, rerun, skip...) to its workflow.
+
+        The record carries the ``traceparent`` of the active span, or of a new trace.
+        """
         self._send(
             self.topics.requests,
             record.workflow_id,
             record,
             partition=self.partition(record.workflow_id),
+            traceparent=format_traceparent(current_or_new()),
         )
 
     def start(
@@ -201,13 +211,24 @@ class Client:
             timeout=timeout,
         )
 
-    def _send(self, topic: str, key: str, record: Any, partition: int | None = None) -> None:
+    def _send(
+        self,
+        topic: str,
+        key: str,
+        record: Any,
+        partition: int | None = None,
+        *,
+        traceparent: str | None = None,
+    ) -> None:
+        headers = {"type": CODEC.type_name(record)}
+        if traceparent is not None:
+            headers[TRACEPARENT] = traceparent
         produce_and_wait(
             self._producer,
             topic,
             key,
             CODEC.encode(record),
-            {"type": CODEC.type_name(record)},
+            headers,
             partition=partition,
         )
 

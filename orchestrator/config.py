@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(10.0, gt=0, description="how long to wait for the broker")
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector URL for traces (none: spans are not exported)"
+    )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="port of /healthz, /readyz and /metrics (0: off)"
+    )
+    metrics_host: str = Field("127.0.0.1", description="address the metrics port listens on")
     kafka: dict[str, str] = Field(
         default_factory=kafka_overrides_from_env,
         description="extra librdkafka properties (SASL/TLS...), from ORCH_KAFKA_* variables",

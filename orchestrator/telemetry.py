@@ -2,6 +2,10 @@
 
 Loggers are resolved lazily on every call, so a module may create its logger at import time and
 still follow a later :func:`configure_logging` (and ``structlog.testing.capture_logs()``).
+Every line logged while an OpenTelemetry span is current carries its ``trace_id`` and
+``span_id`` (hex, as in ``traceparent``), so logs and traces join on them; where no span is
+recorded but a trace context is known (a worker running a task with tracing off), the ids
+bound with :func:`bind_trace_ids` stand in.
 """
 
 from __future__ import annotations
@@ -9,15 +13,26 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar, Token
 from typing import Any, Literal, cast
 
 import structlog
-from structlog.typing import FilteringBoundLogger, Processor
+from opentelemetry import trace
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-__all__ = ["LogFormat", "configure_logging", "get_logger"]
+__all__ = [
+    "LogFormat",
+    "add_trace_context",
+    "bind_trace_ids",
+    "configure_logging",
+    "get_logger",
+    "reset_trace_ids",
+]
 
 LogFormat = Literal["console", "json"]
 LoggerFactory = Callable[..., Any]
+
+_trace_ids: ContextVar[tuple[str, str] | None] = ContextVar("orchestrator_trace_ids", default=None)
 
 
 def configure_logging(fmt: LogFormat = "console", level: str = "INFO") -> None:
@@ -49,9 +64,32 @@ def _level_number(level: str) -> int:
     return number
 
 
+def bind_trace_ids(trace_id: str, span_id: str) -> Token[tuple[str, str] | None]:
+    """Log ``trace_id`` and ``span_id`` (hex) while no span is current, until the reset."""
+    return _trace_ids.set((trace_id, span_id))
+
+
+def reset_trace_ids(token: Token[tuple[str, str] | None]) -> None:
+    """Undo the :func:`bind_trace_ids` that returned ``token``."""
+    _trace_ids.reset(token)
+
+
+def add_trace_context(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """A structlog processor adding the current span's ``trace_id`` and ``span_id``, if any."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", f"{context.trace_id:032x}")
+        event.setdefault("span_id", f"{context.span_id:016x}")
+    elif (bound := _trace_ids.get()) is not None:
+        event.setdefault("trace_id", bound[0])
+        event.setdefault("span_id", bound[1])
+    return event
+
+
 def _shared_processors(fmt: LogFormat) -> list[Processor]:
     processors: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_context,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),

@@ -7,13 +7,18 @@ as its handler returns; they report back only through a queue the consumer threa
 
 An offset counts as done only when its result (or dead letter) is acknowledged, and only the
 contiguous prefix of done offsets is committed, so a crash re-delivers anything unfinished.
+
+Each handler call is a :class:`~orchestrator.observability.worker.TaskAttempt`: a span under
+the command's ``traceparent``, whose own ``traceparent`` the result carries back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -24,13 +29,17 @@ from orchestrator.engine.records import ExecuteTask, TaskResult
 from orchestrator.errors import BrokerError, OrchestratorError
 from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import make_consumer
+from orchestrator.observability import instruments
+from orchestrator.observability.health import serve_health
+from orchestrator.observability.propagation import header
+from orchestrator.observability.worker import TaskAttempt
 from orchestrator.telemetry import get_logger
 from orchestrator.worker_executors import HandlerLoop, HandlerThreads, Slots
 from orchestrator.worker_handlers import Handler, picked_up
 from orchestrator.worker_offsets import OffsetTracker
 from orchestrator.worker_publisher import Publisher
 
-__all__ = ["Shared", "TaskConsumer"]
+__all__ = ["Shared", "TaskConsumer", "health_port"]
 
 MAX_BATCH = 500
 IDLE_WAIT_S = 0.1  # longest blocking wait for records or slots; bounds reaction to stop
@@ -40,6 +49,7 @@ PREFETCH_MESSAGES = 1000
 
 _FINISHED, _ACKED, _LOST = "finished", "acked", "lost"
 _Report = tuple[str, int, int, KafkaError | None]
+Trace = bytes | str | None  # a ``traceparent`` header value
 
 _log = get_logger("orchestrator.worker")
 
@@ -80,6 +90,8 @@ class TaskConsumer:
         self._closed = False  # set once the grace period ends: late results are dropped
         self._next_commit = 0.0
         self._log = _log.bind(task_type=handler.task_type, group=self.group_id)
+        self.subscribed = False  # read by the readiness check of the health port
+        self._metrics = instruments.worker()
 
     def run(self, halt: threading.Event, grace_period: float) -> None:
         """Consume until ``halt`` is set, then let handlers finish, commit, and leave the group."""
@@ -90,12 +102,14 @@ class TaskConsumer:
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
             )
+            self.subscribed = True
             self._log.info("consuming", topic=self.topic)
             while not halt.is_set():
                 self._step()
             self._finish(time.monotonic() + grace_period)
         finally:
             self._closed = True
+            self.subscribed = False
             self._consumer.close()
             self._log.info("consumer closed")
 
@@ -155,7 +169,7 @@ class TaskConsumer:
             self._tracker.started(partition, offset)
             task = self._decode(message)
             if task is not None:
-                self._submit(task, partition, offset)
+                self._submit(task, partition, offset, header(message.headers()))
                 used += 1
         # A record that arrives while paused (a race with a fresh assignment) runs beyond the
         # bound rather than being dropped.
@@ -186,27 +200,35 @@ class TaskConsumer:
 
     # Running handlers (jobs run on handler threads or the handler loop) ------------------------
 
-    def _submit(self, task: ExecuteTask, partition: int, offset: int) -> None:
+    def _submit(self, task: ExecuteTask, partition: int, offset: int, traceparent: Trace) -> None:
         self._running += 1
         if task.ack:  # the task has a pollTimeoutSeconds: say it was picked up
-            self._publisher.result(picked_up(task, self._shared.worker_id), _ignore_delivery)
+            ack = picked_up(task, self._shared.worker_id)
+            self._publisher.result(ack, _ignore_delivery, traceparent=traceparent)
         if self._handler.is_async:
             assert self._shared.loop is not None
-            self._shared.loop.submit(partial(self._job_async, task, partition, offset))
+            job = partial(self._job_async, task, partition, offset, traceparent)
+            self._shared.loop.submit(job)
         else:
             assert self._shared.threads is not None
-            self._shared.threads.submit(partial(self._job, task, partition, offset))
+            self._shared.threads.submit(partial(self._job, task, partition, offset, traceparent))
 
-    def _job(self, task: ExecuteTask, partition: int, offset: int) -> None:
+    def _job(self, task: ExecuteTask, partition: int, offset: int, traceparent: Trace) -> None:
         try:
-            self._publish(self._handler.run(task, self._shared.worker_id), partition, offset)
+            with TaskAttempt(task, traceparent) as attempt:
+                result = attempt.finish(self._handler.run(task, self._shared.worker_id))
+            self._publish(result, partition, offset, attempt.traceparent)
         finally:
             self._finished(partition, offset)
 
-    async def _job_async(self, task: ExecuteTask, partition: int, offset: int) -> None:
+    async def _job_async(
+        self, task: ExecuteTask, partition: int, offset: int, traceparent: Trace
+    ) -> None:
         try:
-            result = await self._handler.run_async(task, self._shared.worker_id)
-            self._publish(result, partition, offset)
+            with TaskAttempt(task, traceparent) as attempt:
+                result = await self._handler.run_async(task, self._shared.worker_id)
+                attempt.finish(result)
+            self._publish(result, partition, offset, attempt.traceparent)
         finally:
             self._finished(partition, offset)
 
@@ -214,7 +236,9 @@ class TaskConsumer:
         self._shared.slots.release(1)
         self._reports.put((_FINISHED, partition, offset, None))
 
-    def _publish(self, result: TaskResult, partition: int, offset: int) -> None:
+    def _publish(
+        self, result: TaskResult, partition: int, offset: int, traceparent: Trace = None
+    ) -> None:
         """Publish ``result``; its acknowledgement marks the offset done."""
         if self._closed:
             self._log.info(
@@ -223,7 +247,8 @@ class TaskConsumer:
                 task_id=result.task_id,
             )
             return
-        self._publisher.result(result, partial(self._delivered, partition, offset))
+        delivered = partial(self._delivered, partition, offset)
+        self._publisher.result(result, delivered, traceparent=traceparent)
 
     def _delivered(
         self, partition: int, offset: int, error: KafkaError | None, _message: Message
@@ -236,6 +261,7 @@ class TaskConsumer:
         """Serve delivery reports, apply every queued report, and commit now and then."""
         self._producer.poll(0)
         self._apply_reports()
+        self._metrics.flush()
         now = time.monotonic()
         if now >= self._next_commit:
             self._commit(self._tracker.committable(), asynchronous=True)
@@ -313,7 +339,26 @@ class TaskConsumer:
         self._closed = True
         self._producer.flush(max(deadline - time.monotonic(), FLUSH_AT_LEAST_S))
         self._apply_reports()
+        self._metrics.flush()
         self._commit(self._tracker.positions(), asynchronous=False)
+
+
+@contextlib.contextmanager
+def health_port(settings: Settings, consumers: Sequence[TaskConsumer]) -> Iterator[None]:
+    """Serve ``/healthz``, ``/readyz`` and ``/metrics`` while the block runs, if configured.
+
+    Ready means the broker answers and every consumer has subscribed to its topic.
+    """
+
+    def readiness() -> list[str]:
+        return [f"not subscribed to {c.topic} yet" for c in consumers if not c.subscribed]
+
+    server = serve_health(settings, readiness)
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.close()
 
 
 def _position(message: Message) -> tuple[str, int, int]:

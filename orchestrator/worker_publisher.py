@@ -2,7 +2,8 @@
 
 Records are produced asynchronously (linger a few ms, no flush per record); the caller learns
 of each acknowledgement through ``on_delivery``, served by whoever polls the producer. A result
-goes to the workflow's partition of ``results``, keyed by workflow id, with a ``type`` header.
+goes to the workflow's partition of ``results``, keyed by workflow id, with a ``type`` header
+and the ``traceparent`` of the worker's span of the attempt.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import make_producer
 from orchestrator.log.partitioning import partition_for
 from orchestrator.log.topics import Topics
+from orchestrator.observability.propagation import TRACEPARENT
 from orchestrator.telemetry import get_logger
 
 __all__ = ["DeliveryCallback", "Publisher"]
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
+_Headers = dict[str, str | bytes | None]
 
 RESULT_LINGER_MS = 0
 _ANY_PARTITION = -1  # the producer's partitioner chooses
@@ -40,15 +43,24 @@ class Publisher:
         self.topics = Topics.from_settings(settings)
         self.producer: Producer = make_producer(settings, None, **{"linger.ms": RESULT_LINGER_MS})
 
-    def result(self, result: TaskResult, on_delivery: DeliveryCallback) -> None:
-        """Produce ``result`` to its workflow's partition of ``results``.
+    def result(
+        self,
+        result: TaskResult,
+        on_delivery: DeliveryCallback,
+        *,
+        traceparent: bytes | str | None = None,
+    ) -> None:
+        """Produce ``result`` to its workflow's partition of ``results``, with ``traceparent``.
 
         A result the producer refuses outright (too large, say) is replaced by a FAILED result
         saying why, so the task fails visibly instead of timing out.
         """
         home = partition_for(result.workflow_id, self.settings.partitions)
+        trace: _Headers | None = None if traceparent is None else {TRACEPARENT: traceparent}
         try:
-            self._produce(self.topics.results, result.workflow_id, result, home, on_delivery)
+            self._produce(
+                self.topics.results, result.workflow_id, result, home, on_delivery, extra=trace
+            )
         except KafkaException as exc:
             reason = f"cannot publish the task result: {exc.args[0].str()}"
             _log.error(
@@ -64,7 +76,9 @@ class Publisher:
                 reason=reason,
                 error_type="ResultPublishError",
             )
-            self._produce(self.topics.results, result.workflow_id, failure, home, on_delivery)
+            self._produce(
+                self.topics.results, result.workflow_id, failure, home, on_delivery, extra=trace
+            )
 
     def dead_letter(self, message: Message, reason: str, on_delivery: DeliveryCallback) -> None:
         """Produce a :class:`DeadLetter` holding ``message``'s bytes, origin and ``reason``."""
@@ -94,9 +108,11 @@ class Publisher:
         record: TaskResult | DeadLetter,
         partition: int,
         on_delivery: DeliveryCallback,
+        *,
+        extra: _Headers | None = None,
     ) -> None:
         value = CODEC.encode(record)
-        headers: dict[str, str | bytes | None] = {"type": CODEC.type_name(record)}
+        headers: _Headers = {"type": CODEC.type_name(record), **(extra or {})}
         while True:
             try:
                 self.producer.produce(

@@ -7,7 +7,7 @@ over the store) and never writes the store itself; the loop does that after the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.engine import Definitions, decide, evolve
 from orchestrator.engine.emitter import Scripts
@@ -23,22 +23,37 @@ from orchestrator.engine.state import WorkflowState
 from orchestrator.errors import OrchestratorError
 from orchestrator.log.codec import CODEC
 from orchestrator.log.partitioning import partition_for
+from orchestrator.observability.runs import RunTrace
 from orchestrator.processor.store import PartitionStore
 from orchestrator.telemetry import get_logger
 
 log = get_logger(__name__)
 
 
+class Outbound(NamedTuple):
+    """A record the batch sends, with the partition and the event it follows from."""
+
+    record: Record | Exhausted
+    partition: int
+    origin: Event
+
+
 @dataclass
 class Batch:
-    """Everything one transaction writes, and the states to store once it commits."""
+    """Everything one transaction writes, and the states to store once it commits.
+
+    ``runs`` caches the trace context of each workflow the batch touches; ``new_runs`` holds
+    the trace rows of runs begun in it, stored with the states.
+    """
 
     now: int
     events: list[tuple[int, Event]] = field(default_factory=list)
-    outbox: list[Record | Exhausted] = field(default_factory=list)
+    outbox: list[Outbound] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     dirty: dict[int, dict[str, WorkflowState]] = field(default_factory=dict)
+    runs: dict[str, RunTrace] = field(default_factory=dict)
+    new_runs: dict[int, dict[str, bytes]] = field(default_factory=dict)
 
     def state(
         self, partition: int, store: PartitionStore, workflow_id: str
@@ -106,7 +121,9 @@ def apply_input(
     for event in decision.events:
         state = evolve(state, event)
         batch.events.append((partition, event))
-        batch.outbox.extend(outbound(event, state))
+        records = outbound(event, state)
+        if records:
+            batch.outbox.extend(Outbound(record, partition, event) for record in records)
     if state is not None:
         batch.dirty.setdefault(partition, {})[item.workflow_id] = state
 

@@ -2,7 +2,8 @@
 
 Used on assignment (closing the gap a crash between commit and store write leaves) and by
 ``orchestrator rebuild`` (from offset 0 into an empty store). Reads are read_committed, so
-events of aborted transactions never reach the state.
+events of aborted transactions never reach the state. The trace context of each run is
+restored from the headers of the event that began it, so trace rows are rebuilt with the rest.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from orchestrator.engine.records import Event
 from orchestrator.engine.state import WorkflowState
 from orchestrator.errors import OrchestratorError, StateError
 from orchestrator.log.codec import CODEC
+from orchestrator.observability import instruments
+from orchestrator.observability.outcomes import is_run_start
+from orchestrator.observability.propagation import PARENT_SPAN_ID, header
+from orchestrator.observability.runs import RunTrace
 from orchestrator.processor.store import PartitionStore
 from orchestrator.telemetry import get_logger
 
@@ -48,6 +53,9 @@ def catch_up(
     started = time.monotonic()
     checkpoint, count = store.checkpoint, 0
     pending: dict[str, WorkflowState] = {}
+    traces: dict[str, bytes] = {}
+    folded = instruments.processor().catchup_events
+    where, reported = {"partition": str(partition)}, 0
     consumer.assign([TopicPartition(topic, partition, checkpoint + 1)])
     try:
         at_end = False
@@ -61,19 +69,28 @@ def catch_up(
                         raise StateError(f"catch-up of {topic}[{partition}]: {error}")
                     at_end = True
                     continue
-                _fold_one(message, store, pending)
+                _fold_one(message, store, pending, traces)
                 checkpoint, count = message.offset(), count + 1
             if len(pending) >= FLUSH_EVERY:
-                store.write(pending, checkpoint)
+                store.write(pending, checkpoint, traces)
+                folded.add(count - reported, where)
                 pending.clear()
+                traces.clear()
+                reported = count
         if count:
-            store.write(pending, checkpoint)
+            store.write(pending, checkpoint, traces)
+            folded.add(count - reported, where)
     finally:
         consumer.unassign()
     return CatchUpResult(partition, count, checkpoint, time.monotonic() - started)
 
 
-def _fold_one(message: Any, store: PartitionStore, pending: dict[str, WorkflowState]) -> None:
+def _fold_one(
+    message: Any,
+    store: PartitionStore,
+    pending: dict[str, WorkflowState],
+    traces: dict[str, bytes],
+) -> None:
     try:
         event = CODEC.decode(message.value())
         if not isinstance(event, Event):
@@ -82,5 +99,15 @@ def _fold_one(message: Any, store: PartitionStore, pending: dict[str, WorkflowSt
         if state is not None and event.seq <= state.seq:
             return  # already folded (a store written after this event's batch)
         pending[event.workflow_id] = evolve(state, event)  # type: ignore[arg-type]
+        if is_run_start(event):
+            _restore_trace(message, event, traces)
     except (OrchestratorError, ValueError) as exc:
         log.error("skipping event that does not fold", offset=message.offset(), error=str(exc))
+
+
+def _restore_trace(message: Any, event: Event, traces: dict[str, bytes]) -> None:
+    """The trace row of the run ``event`` began, from its headers (if it carries them)."""
+    headers = message.headers()
+    run = RunTrace.from_headers(header(headers), header(headers, PARENT_SPAN_ID), event.at)
+    if run is not None:
+        traces[event.workflow_id] = run.to_bytes()

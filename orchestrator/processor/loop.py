@@ -10,8 +10,14 @@ For each batch (the order is the design's invariant):
 4. only then write each partition's changed states with its new checkpoint (the offset of its
    last event) to RocksDB, in one write batch per partition.
 
-A failed transaction is fatal for the session: the overlay is dropped, the clients are closed,
-and a new session rejoins the group and catches up from the log.
+Steps 2 and 3 live in :mod:`orchestrator.processor.transaction`. A failed transaction is fatal
+for the session: the overlay is dropped, the clients are closed, and a new session rejoins the
+group and catches up from the log.
+
+Tracing and metrics ride along (:mod:`orchestrator.observability.processor`): task commands,
+child workflow starts and results to parents carry a ``traceparent`` header, the event that
+begins a run names its trace, and a committed batch's events become counters and, when tracing
+records, the spans of the task attempts and runs that ended in it.
 """
 
 from __future__ import annotations
@@ -21,26 +27,26 @@ import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from opentelemetry.trace import SpanContext
 
 from orchestrator.config import Settings
-from orchestrator.engine.outbox import Exhausted
-from orchestrator.engine.records import DeadLetter, ExecuteTask, Input, Record, TaskResult
+from orchestrator.engine.records import Input
 from orchestrator.errors import OrchestratorError, TransactionError
-from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import admin_client, make_consumer, make_producer
-from orchestrator.log.partitioning import partition_for
-from orchestrator.log.topics import Topics, ensure_task_topic
+from orchestrator.log.topics import Topics
+from orchestrator.observability.health import serve_health
+from orchestrator.observability.processor import ProcessorTelemetry
 from orchestrator.processor.batch import Batch, apply_input, decode_input, needs_definitions
 from orchestrator.processor.catchup import catch_up
 from orchestrator.processor.definitions import DefinitionTable
 from orchestrator.processor.store import PartitionStore, partition_path
+from orchestrator.processor.transaction import TX_TIMEOUT_S, Transaction
 from orchestrator.scripts import ScriptEngine
 from orchestrator.telemetry import get_logger
 
 log = get_logger(__name__)
 MAX_BATCH = 1000
 POLL_TIMEOUT_S = 0.05
-TX_TIMEOUT_S = 30.0
 
 
 def now_ms() -> int:
@@ -61,9 +67,12 @@ class Processor:
         self._definitions: DefinitionTable | None = None
         self._consumer: Any = None
         self._producer: Any = None
+        self._transaction: Transaction | None = None
         self._catchup: Any = None
         self._scripts = ScriptEngine()
         self._rebalanced = False
+        self._owned: set[int] = set()
+        self._telemetry = ProcessorTelemetry(instance_id, self.stores)
 
     @property
     def group_id(self) -> str:
@@ -71,15 +80,31 @@ class Processor:
         return f"{self.settings.topic_prefix}processor"
 
     def run(self, stop: threading.Event) -> None:
-        """Process until ``stop`` is set; a failed session is closed and a new one begins."""
-        while not stop.is_set():
-            try:
-                self._open()
-                self._loop(stop)
-            except TransactionError as exc:
-                log.error("transaction failed; rejoining and catching up", error=str(exc))
-            finally:
-                self._close()
+        """Process until ``stop`` is set; a failed session is closed and a new one begins.
+
+        With ``settings.metrics_port`` set, ``/healthz``, ``/readyz`` and ``/metrics`` are served
+        meanwhile.
+        """
+        health = serve_health(self.settings, self.readiness)
+        try:
+            while not stop.is_set():
+                try:
+                    self._open()
+                    self._loop(stop)
+                except TransactionError as exc:
+                    log.error("transaction failed; rejoining and catching up", error=str(exc))
+                finally:
+                    self._close()
+        finally:
+            if health is not None:
+                health.close()
+
+    def readiness(self) -> list[str]:
+        """Why this instance is not ready to process: no assignment yet, or catch-up running."""
+        if not self.ready.is_set():
+            return ["waiting for a partition assignment"]
+        behind = sorted(self._owned - self.stores.keys())
+        return [f"catching up partitions {behind}"] if behind else []
 
     # Session ----------------------------------------------------------------------------------
 
@@ -102,17 +127,25 @@ class Processor:
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
+        self._transaction = Transaction(
+            self.settings,
+            self._telemetry,
+            admin=self._admin,
+            producer=self._producer,
+            consumer=self._consumer,
+        )
         log.info("processor session started", instance=self.instance_id, group=self.group_id)
 
     def _close(self) -> None:
         self.ready.clear()
+        self._owned.clear()
         for client in (self._consumer, self._catchup, self._definitions):
             if client is not None:
                 try:
                     client.close()
                 except (KafkaException, RuntimeError) as exc:
                     log.warning("error closing client", error=str(exc))
-        self._consumer = self._catchup = self._definitions = None
+        self._consumer = self._catchup = self._definitions = self._transaction = None
         if self._producer is not None:
             self._producer.flush(5)
             self._producer = None
@@ -121,6 +154,9 @@ class Processor:
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._rebalanced = True
         owned = sorted({tp.partition for tp in partitions if tp.topic == self.topics.requests})
+        self._owned.update(owned)
+        self._telemetry.rebalanced([])
+        self._telemetry.partitions(len(self._owned), len(self.stores))
         for number in owned:
             store = PartitionStore(
                 partition_path(self.settings.state_dir, self.settings.topic_prefix, number)
@@ -134,11 +170,16 @@ class Processor:
                 checkpoint=result.checkpoint,
                 seconds=round(result.seconds, 3),
             )
+            self._telemetry.partitions(len(self._owned), len(self.stores))
         self.ready.set()
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._rebalanced = True
-        self._close_stores(sorted({tp.partition for tp in partitions}))
+        numbers = sorted({tp.partition for tp in partitions})
+        self._owned.difference_update(numbers)
+        self._telemetry.rebalanced(partitions)
+        self._close_stores(numbers)
+        self._telemetry.partitions(len(self._owned), len(self.stores))
 
     def _close_stores(self, numbers: list[int]) -> None:
         for number in numbers:
@@ -158,6 +199,7 @@ class Processor:
             self._check_not_stalled(time.monotonic() - began)
             self._definitions.poll()
             self._process(messages)
+            self._telemetry.refresh_lag(self._consumer)
 
     def _check_not_stalled(self, gap_s: float) -> None:
         """End the session if waiting for records took longer than the group tolerates.
@@ -188,24 +230,35 @@ class Processor:
 
     def _process(self, messages: list[Any]) -> None:
         """Step 1 for one batch of records and due timers, then steps 2-4."""
+        began = time.time_ns()
         batch = Batch(now=now_ms())
         inputs = [*self._decode(batch, messages), *self._due_timers(batch.now)]
         if not inputs and not batch.dead_letters:
             return
+        with self._telemetry.batch_span(began, len(messages)):
+            self._apply(batch, inputs)
+            assert self._transaction is not None
+            checkpoints = self._transaction.commit(batch)
+            self._telemetry.committed(batch)
+            self._store(batch, checkpoints)
+
+    def _apply(self, batch: Batch, inputs: list[_Decoded]) -> None:
+        """Step 1: decide every input against the batch overlay; trace the runs requests begin."""
         assert self._definitions is not None
-        if needs_definitions([item for _, item in inputs], self._definitions):
+        if needs_definitions([item for _, item, _ in inputs], self._definitions):
             self._definitions.refresh()
-        for partition, item in inputs:
+        for partition, item, context in inputs:
             store = self.stores.get(partition)
             if store is None:
                 raise TransactionError(f"input for partition {partition}, which is not owned")
+            mark = len(batch.events)
             apply_input(batch, partition, store, item, self._definitions, scripts=self._scripts)
-        checkpoints = self._commit(batch)
-        self._store(batch, checkpoints)
+            if item.topic_role == "requests":
+                self._telemetry.applied(batch, partition, mark, context)
 
-    def _decode(self, batch: Batch, messages: list[Any]) -> list[tuple[int, Input]]:
+    def _decode(self, batch: Batch, messages: list[Any]) -> list[_Decoded]:
         """Decode records into inputs; record every offset; dead-letter what does not decode."""
-        inputs: list[tuple[int, Input]] = []
+        inputs: list[_Decoded] = []
         for message in messages:
             error = message.error()
             if error is not None:
@@ -215,126 +268,21 @@ class Processor:
             batch.offsets[(message.topic(), message.partition())] = message.offset() + 1
             try:
                 item = decode_input(message, self.settings.partitions, self.topics.requests)
-                inputs.append((message.partition(), item))
+                context = self._telemetry.input_context(message, item)
+                inputs.append((message.partition(), item, context))
             except OrchestratorError as exc:
                 batch.dead_letter(message, str(exc))
             except Exception as exc:  # noqa: BLE001 - no input may stop the processor
                 batch.dead_letter(message, f"undecodable record: {type(exc).__name__}: {exc}")
         return inputs
 
-    def _due_timers(self, now: int) -> list[tuple[int, Input]]:
+    def _due_timers(self, now: int) -> list[_Decoded]:
         """Due timers of every owned partition, as engine inputs."""
         return [
-            (number, timer.fired())
+            (number, timer.fired(), None)
             for number, store in self.stores.items()
             for timer in store.due_timers(now)
         ]
-
-    def _commit(self, batch: Batch) -> dict[int, int]:
-        """Steps 2 and 3: produce everything and the offsets in one transaction; commit it."""
-        last_offsets: dict[int, int] = {}
-
-        def delivered(error: Any, message: Any) -> None:
-            if error is None:
-                partition = message.partition()
-                last_offsets[partition] = max(last_offsets.get(partition, -1), message.offset())
-
-        for task_type in {r.task_type for r in batch.outbox if isinstance(r, ExecuteTask)}:
-            ensure_task_topic(self._admin, self.settings, task_type)
-        try:
-            self._producer.begin_transaction()
-            for partition, event in batch.events:
-                self._produce(self.topics.events, event.workflow_id, event, partition, delivered)
-            for record in batch.outbox:
-                if isinstance(record, Exhausted):
-                    letter = self._exhausted_letter(record, batch.now)
-                    self._produce(self.topics.dead_letters, letter.key, letter)
-                    continue
-                topic, home = self._route(record)
-                self._produce(topic, record.workflow_id, record, home)
-            for letter in batch.dead_letters:
-                self._produce(self.topics.dead_letters, letter.key, letter)
-            self._producer.send_offsets_to_transaction(
-                self._fencing_offsets(batch), self._consumer.consumer_group_metadata(), TX_TIMEOUT_S
-            )
-            self._producer.commit_transaction(TX_TIMEOUT_S)
-        except KafkaException as exc:
-            self._abort()
-            raise TransactionError(
-                f"transaction of {len(batch.events)} events failed: {exc}"
-            ) from exc
-        self._producer.poll(0)
-        return last_offsets
-
-    def _fencing_offsets(self, batch: Batch) -> list[TopicPartition]:
-        """The batch's consumed offsets, plus the positions of every other owned partition.
-
-        Every transaction commits offsets, even one that only fired timers: the group
-        coordinator then checks this member's generation, so an instance that stalled and lost
-        its partitions cannot commit stale events when it wakes up.
-        """
-        offsets = dict(batch.offsets)
-        unknown = []
-        for position in self._consumer.position(self._consumer.assignment()):
-            key = (position.topic, position.partition)
-            if key in offsets:
-                continue
-            if position.offset >= 0:
-                offsets[key] = position.offset
-            else:
-                unknown.append(TopicPartition(position.topic, position.partition))
-        if unknown:  # nothing fetched there yet this session: restate what the group holds
-            for committed in self._consumer.committed(unknown, timeout=TX_TIMEOUT_S):
-                if committed.offset >= 0:
-                    offsets[(committed.topic, committed.partition)] = committed.offset
-        return [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-
-    def _exhausted_letter(self, exhausted: Exhausted, now: int) -> DeadLetter:
-        """The dead letter of a task that failed for good: its last command and the reason."""
-        command = exhausted.command
-        return DeadLetter(
-            key=command.workflow_id,
-            source_topic=self.topics.tasks(command.task_type),
-            source_partition=-1,
-            source_offset=-1,
-            reason=exhausted.reason,
-            payload=CODEC.encode(command),
-            failed_at=now,
-        )
-
-    def _route(self, record: Record) -> tuple[str, int | None]:
-        """Where an outbound record goes: a task topic, or requests/results of its workflow."""
-        if isinstance(record, ExecuteTask):
-            return self.topics.tasks(record.task_type), None
-        home = partition_for(record.workflow_id, self.settings.partitions)
-        if isinstance(record, TaskResult):
-            return self.topics.results, home
-        return self.topics.requests, home
-
-    def _produce(
-        self,
-        topic: str,
-        key: str | None,
-        record: Any,
-        partition: int | None = None,
-        callback: Any = None,
-    ) -> None:
-        kwargs: dict[str, Any] = {"on_delivery": callback} if callback else {}
-        if partition is not None:
-            kwargs["partition"] = partition
-        self._producer.produce(
-            topic,
-            key=key.encode() if key is not None else None,
-            value=CODEC.encode(record),
-            headers={"type": CODEC.type_name(record)},
-            **kwargs,
-        )
-
-    def _abort(self) -> None:
-        try:
-            self._producer.abort_transaction(TX_TIMEOUT_S)
-        except KafkaException as exc:
-            log.warning("abort failed", error=str(exc))
 
     def _store(self, batch: Batch, checkpoints: dict[int, int]) -> None:
         """Step 4: write each partition's changed states and its checkpoint atomically."""
@@ -342,4 +290,8 @@ class Processor:
             checkpoint = checkpoints.get(partition)
             if checkpoint is None:
                 raise TransactionError(f"no delivery report for events of partition {partition}")
-            self.stores[partition].write(states, checkpoint)
+            self.stores[partition].write(states, checkpoint, batch.new_runs.get(partition))
+
+
+_Decoded = tuple[int, Input, SpanContext | None]
+"""An input, its partition, and the span context its record carried (requests only)."""

@@ -2,10 +2,11 @@
 
 Keys: ``workflow/<id>`` (the state as JSON, without its tasks), ``task/<id>\0<task id>`` (one
 row per task, so a batch rewrites only the tasks it changed), ``timer/<due>/...`` (the timers
-the states ask for) and ``meta/checkpoint`` (the offset in ``events`` of the last event the
-rows reflect). States, their timers and the checkpoint always change in one write batch, so
-after any crash the store is a consistent prefix of the log and catch-up starts at
-``checkpoint + 1``.
+the states ask for), ``trace/<id>`` (the trace context of the workflow's current run, kept
+outside the engine's state; see :mod:`orchestrator.observability.runs`) and
+``meta/checkpoint`` (the offset in ``events`` of the last event the rows reflect). States,
+their timers, trace rows and the checkpoint always change in one write batch, so after any
+crash the store is a consistent prefix of the log and catch-up starts at ``checkpoint + 1``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ log = get_logger(__name__)
 WORKFLOW_PREFIX = b"workflow/"
 TIMER_PREFIX = b"timer/"
 TASK_PREFIX = b"task/"
+TRACE_PREFIX = b"trace/"
 ORDER = "_order"  # a task's position in its workflow: the order tasks were scheduled in
 CHECKPOINT_KEY = b"meta/checkpoint"
 VERSION_KEY = b"meta/version"
@@ -69,6 +71,7 @@ class PartitionStore:
             Rdict.destroy(str(path), options)
             self._db = Rdict(str(path), options)
         self._cache: OrderedDict[str, WorkflowState] = OrderedDict()
+        self._traces: OrderedDict[str, bytes] = OrderedDict()
         self._timers: dict[str, dict[str, Timer]] = {}
         self._heap: list[Timer] = []
         self._load_timers()
@@ -140,9 +143,33 @@ class PartitionStore:
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
 
-    def write(self, states: Mapping[str, WorkflowState], checkpoint: int) -> None:
-        """Store ``states`` and move the checkpoint, in one atomic write batch."""
+    def trace(self, workflow_id: str) -> bytes | None:
+        """The stored trace context row of the workflow's current run, or None."""
+        cached = self._traces.get(workflow_id)
+        if cached is not None:
+            return cached
+        raw = self._db.get(TRACE_PREFIX + workflow_id.encode())
+        if raw is None:
+            return None
+        self._remember_trace(workflow_id, bytes(raw))
+        return bytes(raw)
+
+    def _remember_trace(self, workflow_id: str, raw: bytes) -> None:
+        self._traces[workflow_id] = raw
+        self._traces.move_to_end(workflow_id)
+        while len(self._traces) > CACHE_SIZE:
+            self._traces.popitem(last=False)
+
+    def write(
+        self,
+        states: Mapping[str, WorkflowState],
+        checkpoint: int,
+        traces: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Store ``states`` and trace rows and move the checkpoint, in one atomic write batch."""
         batch = WriteBatch(raw_mode=True)
+        for workflow_id, raw in (traces or {}).items():
+            batch.put(TRACE_PREFIX + workflow_id.encode(), raw)
         added: list[Timer] = []
         for workflow_id, state in states.items():
             row = state.to_json()
@@ -157,6 +184,8 @@ class PartitionStore:
             heapq.heappush(self._heap, timer)
         for workflow_id, state in states.items():
             self._remember(workflow_id, state)
+        for workflow_id, raw in (traces or {}).items():
+            self._remember_trace(workflow_id, raw)
 
     def _write_tasks(self, batch: WriteBatch, workflow_id: str, state: WorkflowState) -> None:
         """Write the task rows that changed since the state this store last held."""

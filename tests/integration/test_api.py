@@ -55,8 +55,9 @@ def test_register_start_inbox_complete(api_server: str, processor_thread: Proces
         assert started.status_code == 201, started.text
         workflow_id = started.json()["workflowId"]
         inbox = assert_eventually(
-            lambda: api.get("/v1/human-tasks", params={"assignee": "alice"}).json()["results"]
-            or None,
+            lambda: (
+                api.get("/v1/human-tasks", params={"assignee": "alice"}).json()["results"] or None
+            ),
             timeout=20,
         )
         assert inbox[0]["workflowId"] == workflow_id
