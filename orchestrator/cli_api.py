@@ -50,8 +50,10 @@ def api(ctx: click.Context, /, **options: Any) -> None:
     from orchestrator.api.app import ApiConfig, create_app
     from orchestrator.api.auth import AuthConfig
     from orchestrator.live_config import load_live_config
+    from orchestrator.observability import configure_observability
 
     settings = _settings(ctx)
+    configure_observability(settings, "orchestrator-api")
     if options["config_file"] is not None:
         load_live_config(options["config_file"])  # a bad file fails here, with its message
     check_reachable(settings)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, TopicPartition
+from opentelemetry.metrics import Observation
 
 from orchestrator.api.readmetrics import Metrics
 from orchestrator.api.readstore import Change, ReadStore
@@ -26,6 +27,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import make_consumer
 from orchestrator.log.topics import Topics
+from orchestrator.observability.metrics import meter
 from orchestrator.processor.definitions import DefinitionTable
 from orchestrator.telemetry import get_logger
 
@@ -93,6 +95,7 @@ class Projector:
             ]
         )
         self._positions = {p: stored.get(p, -1) + 1 for p in range(self.settings.partitions)}
+        _instrument(self)
         self._thread.start()
 
     def _log_replaced(self, stored: dict[int, int]) -> bool:
@@ -242,3 +245,40 @@ class Projector:
                     return False
                 self.changed.wait(remaining)
         return True
+
+
+_observed: list[Projector] = []
+
+
+def _instrument(projector: Projector) -> None:
+    """Read-model gauges on the process's meter, reporting the latest started projector."""
+    if _observed:
+        _observed[0] = projector
+        return
+    _observed.append(projector)
+
+    def observe(read: Any) -> Any:
+        return lambda _options: [Observation(read(_observed[0]))]
+
+    instruments = meter()
+    instruments.create_observable_gauge(
+        "orch.readmodel.lag",
+        [observe(lambda p: p.lag.records)],
+        description="events the read model is behind the log",
+    )
+    instruments.create_observable_gauge(
+        "orch.readmodel.apply_delay",
+        [observe(lambda p: (p.lag.apply_delay_ms or 0) / 1000)],
+        unit="s",
+        description="age of the oldest event of the last batch when it was folded",
+    )
+    instruments.create_observable_counter(
+        "orch.readmodel.events_folded",
+        [observe(lambda p: p.events_folded)],
+        description="events folded into the read model since the process started",
+    )
+    instruments.create_observable_gauge(
+        "orch.readmodel.ready",
+        [observe(lambda p: int(p.ready))],
+        description="1 once every partition was read to its end",
+    )

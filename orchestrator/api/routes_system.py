@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import prometheus_client
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from orchestrator.api.deps import PrincipalDep, ServiceDep
+from orchestrator.observability.metrics import render_prometheus
 
 Json = Any
 router = APIRouter(tags=["system"])
@@ -58,6 +58,6 @@ def metrics_summary(service: ServiceDep, principal: PrincipalDep) -> dict[str, J
 
 @router.get("/metrics", response_class=Response)
 def metrics() -> Response:
-    """Prometheus text format: this process's OpenTelemetry metrics."""
-    body = prometheus_client.generate_latest(prometheus_client.REGISTRY)
-    return Response(body, media_type=prometheus_client.CONTENT_TYPE_LATEST)
+    """Prometheus text format: this process's OpenTelemetry metrics (read model lag, folds)."""
+    body, content_type = render_prometheus()
+    return Response(body, media_type=content_type)

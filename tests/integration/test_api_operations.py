@@ -417,3 +417,5 @@ def test_readiness_status_and_prometheus_metrics(api_server: str) -> None:
         assert metrics.status_code == 200
         assert metrics.headers["content-type"].startswith("text/plain")
         assert "# TYPE" in metrics.text
+        assert "orch_readmodel_lag " in metrics.text
+        assert "orch_readmodel_ready 1.0" in metrics.text
