@@ -18,7 +18,8 @@ SECRET_B = "b" * 40
 
 
 def _config(secret: str, max_body_bytes: int = 1_048_576) -> str:
-    return f'[api]\nmax_body_bytes = {max_body_bytes}\n[auth]\nenabled = true\nhs256_secret = "{secret}"\n'
+    auth = f'[auth]\nenabled = true\nhs256_secret = "{secret}"\n'
+    return f"[api]\nmax_body_bytes = {max_body_bytes}\n{auth}"
 
 
 def _status_with(url: str, secret: str) -> int:
