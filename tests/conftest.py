@@ -8,12 +8,22 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+import structlog
 
 from orchestrator.config import Settings
 from orchestrator.log.broker import EmbeddedBroker
 from orchestrator.log.kafka import admin_client
 
 TANSU_CLUSTER_ID = "tansu_cluster"
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> Iterator[None]:
+    """Each test starts from structlog's defaults: a CLI command or a test that configures
+    logging (level, format) must not change what the next test's ``capture_logs`` sees."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
