@@ -14,7 +14,7 @@ demo: $(STAMP)
 	$(VENV)/bin/orchestrator demo
 
 test: $(STAMP)
-	$(PY) -m pytest tests/unit tests/integration tests/replay tests/ui -n 3 --dist loadfile
+	$(PY) -m pytest tests/unit tests/integration tests/replay tests/ui -n 2 --dist loadfile
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit tests/replay

@@ -195,7 +195,8 @@ class ConfigWatcher:
     never starts on a broken configuration), calls ``on_change`` with it, then polls the file
     every ``interval_s`` seconds on a daemon thread. The file is small, so each poll reads it
     and compares a digest of its content: an edit within the file system's time stamp
-    resolution, or one that keeps the size, is still seen. A new content is parsed and
+    resolution, or one that keeps the size, is still seen. A new content, once two polls in a
+    row read it (so a half-written file is never applied), is parsed and
     validated; a bad version is logged at error level and the previous configuration stays in
     force until a later good version replaces it. Callbacks run on the watcher's thread,
     outside any lock; one that raises is logged and the watcher goes on.
@@ -213,6 +214,7 @@ class ConfigWatcher:
         self._lock = threading.Lock()
         self._current: LiveConfig | None = None
         self._seen: bytes | None = None  # digest of the content last looked at, good or bad
+        self._settling: bytes | None = None  # digest read by the last poll, not yet applied
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
 
@@ -269,6 +271,11 @@ class ConfigWatcher:
             return
         digest = _digest(data)
         if digest == self._seen:
+            return
+        if digest != self._settling:
+            # A content is applied once two polls in a row read it: a file caught half
+            # written (truncated, then filled) is never taken for a configuration.
+            self._settling = digest
             return
         self._seen = digest
         try:
