@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from opentelemetry.metrics import Observation
 
 from orchestrator.api.readmetrics import Metrics
-from orchestrator.api.readstore import Change, ReadStore
+from orchestrator.api.readstore import Change, ReadStore, summary_of
 from orchestrator.config import Settings
 from orchestrator.engine.evolve import evolve
 from orchestrator.engine.records import Event, as_json
@@ -190,7 +190,8 @@ class Projector:
             return None
         self.metrics.apply(before, event)  # type: ignore[arg-type]
         if change is None:
-            summary = self.store.summary(event.workflow_id)
+            # The rows last written are those of ``before``: its index keys are derived, not read.
+            summary = summary_of(before) if before is not None else None
             change = changes[event.workflow_id] = Change(state, summary)
         change.state = state
         change.events.append(as_json(event))

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, KafkaException
 from orchestrator.config import Settings
 from orchestrator.errors import BrokerError, SchemaError
 from orchestrator.log.codec import CODEC
-from orchestrator.log.kafka import make_producer
+from orchestrator.log.kafka import make_producer, produce_and_wait
 
 DELIVERY_TIMEOUT_S = 15.0
 
@@ -66,23 +66,12 @@ class Publisher:
             raise BrokerError(f"cannot produce to {topic}: {exc}") from exc
         await asyncio.wait_for(future, DELIVERY_TIMEOUT_S + 1)
 
-    def send_sync(self, topic: str, key: str, record: Any | None, *, partition: int) -> None:
-        """Produce ``record`` (or a tombstone when None) and wait for the acknowledgement."""
-        done = threading.Event()
-        outcome: list[KafkaError | None] = []
-
-        def delivered(error: KafkaError | None, _msg: Any) -> None:
-            outcome.append(error)
-            done.set()
-
-        value = None if record is None else encode(record)
-        self._producer.produce(
-            topic, value=value, key=key, partition=partition, on_delivery=delivered
-        )
-        if not done.wait(DELIVERY_TIMEOUT_S + 1):
-            raise BrokerError(f"delivery to {topic} not acknowledged in {DELIVERY_TIMEOUT_S:g} s")
-        if outcome[0] is not None:
-            raise BrokerError(f"delivery to {topic} failed: {outcome[0].str()}")
+    def send_sync(
+        self, topic: str, key: str, value: bytes | None, type_name: str | None = None
+    ) -> None:
+        """Produce encoded ``value`` (a tombstone when None) to partition 0; await the ack."""
+        headers = {"type": type_name} if type_name else None
+        produce_and_wait(self._producer, topic, key, value, headers, partition=0)
 
     def close(self) -> None:
         """Deliver what is pending and stop the delivery thread."""

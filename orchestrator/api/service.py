@@ -34,6 +34,7 @@ from orchestrator.errors import (
     RequestConflictError,
     WorkflowNotFoundError,
 )
+from orchestrator.log.codec import CODEC
 from orchestrator.log.partitioning import partition_for
 from orchestrator.log.topics import TASKDEF_KEY_PREFIX, Topics
 
@@ -199,7 +200,7 @@ class Service:
         if definition is None or not principal.sees(definition.namespace):
             raise WorkflowNotFoundError(f"no workflow definition {name!r} version {version}")
         principal.require(Role.ADMIN, definition.namespace)
-        self._publish_definition(definition.key, None)
+        self.publisher.send_sync(self.topics.definitions, definition.key, None)
         self._await_visible(lambda: self.projector.definitions.get(name, version) is None)
 
     def visible_task_definitions(self, principal: Principal) -> list[TaskDef]:
@@ -240,18 +241,14 @@ class Service:
         if task_def is None or not principal.sees(task_def.namespace):
             raise WorkflowNotFoundError(f"no task definition {name!r}")
         principal.require(Role.ADMIN, task_def.namespace)
-        self._publish_definition(TASKDEF_KEY_PREFIX + name, None)
+        self.publisher.send_sync(self.topics.definitions, TASKDEF_KEY_PREFIX + name, None)
         self._await_visible(lambda: self.projector.definitions.task_def(name) is None)
-
-    def _publish_definition(self, key: str, record: Any | None) -> None:
-        self.publisher.send_sync(self.topics.definitions, key, record, partition=0)
 
     def _publish_definitions(self, records: Sequence[tuple[str, Any]]) -> None:
         # Every record encodes before any is published: a list registers whole or not at all.
-        for _, record in records:
-            encode(record)
-        for key, record in records:
-            self._publish_definition(key, record)
+        encoded = [(key, encode(record), CODEC.type_name(record)) for key, record in records]
+        for key, value, type_name in encoded:
+            self.publisher.send_sync(self.topics.definitions, key, value, type_name)
 
     def _await_visible(self, predicate: Any) -> None:
         # Read-after-write: the caller's next GET sees what it just registered.
