@@ -299,9 +299,18 @@ class TaskConsumer:
             self._log.warning("offset commit failed", error=str(exc))
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        if error is not None and error.code() != KafkaError._NO_OFFSET:
-            self._log.warning("offset commit failed; retrying", error=error.str())
-            self._tracker.commit_failed(tp.partition for tp in partitions)
+        """Offer again the positions of a failed commit, whether it failed whole or per partition."""
+        if error is not None and error.code() == KafkaError._NO_OFFSET:
+            return
+        failed = [tp for tp in partitions if error is not None or tp.error is not None]
+        if failed:
+            reason = error if error is not None else failed[0].error
+            self._log.warning(
+                "offset commit failed; retrying",
+                error=reason.str() if reason is not None else None,
+                partitions=sorted(tp.partition for tp in failed),
+            )
+            self._tracker.commit_failed(tp.partition for tp in failed)
 
     # Rebalances and shutdown ------------------------------------------------------------------
 

@@ -181,6 +181,13 @@ def committed(settings: Settings, group: str, topic: str, partition: int) -> int
         consumer.close()
 
 
+def committed_is(settings: Settings, group: str, topic: str, partition: int, want: int) -> bool:
+    """Assert that ``group`` committed ``want`` for ``topic`` [``partition``]."""
+    offset = committed(settings, group, topic, partition)
+    assert offset == want, f"{group} committed {offset} on {topic}[{partition}], not {want}"
+    return True
+
+
 def first_offset_seen_by_group(
     settings: Settings, group: str, topic: str, partition: int, marker_offset: int
 ) -> int:
@@ -414,7 +421,7 @@ def test_garbage_goes_to_dead_letters_and_the_worker_goes_on(
         results = tails(names.results)
         message, result = results.until(result_of(task))
         assert_eventually(
-            lambda: committed(topics, group_of(topics, "echo"), tasks_topic, 2) == where[1] + 1,
+            lambda: committed_is(topics, group_of(topics, "echo"), tasks_topic, 2, where[1] + 1),
             timeout=WAIT_S,
             message="the dead-lettered offset was not committed",
         )
