@@ -299,7 +299,7 @@ class TaskConsumer:
             self._log.warning("offset commit failed", error=str(exc))
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        """Offer again the positions of a failed commit, whether it failed whole or per partition."""
+        """Offer the positions of a failed commit again, whether all or some partitions failed."""
         if error is not None and error.code() == KafkaError._NO_OFFSET:
             return
         failed = [tp for tp in partitions if error is not None or tp.error is not None]
