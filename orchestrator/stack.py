@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -59,12 +60,18 @@ class LocalStack:
             "ORCH_LOG_LEVEL": self.settings.log_level,
         }
 
-    def spawn(self, name: str, *args: str, log_path: Path | None = None) -> subprocess.Popen[bytes]:
-        """Run ``orchestrator <args>`` as a child process of the stack."""
+    def spawn(
+        self,
+        name: str,
+        *args: str,
+        log_path: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Run ``orchestrator <args>`` as a child of the stack, with ``env`` added to its own."""
         output = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
         child = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.cli", *args],
-            env=self.environment(),
+            env={**self.environment(), **(env or {})},
             stdout=output,
             stderr=subprocess.STDOUT if output is not None else None,
             start_new_session=True,

@@ -1,0 +1,249 @@
+"""What every example application shares: a local stack with an LLM, and a way to drive a run.
+
+An :class:`Example` names its definitions, the worker modules that serve its tasks, the fake LLM
+script it runs against, its input, and an optional ``drive`` function that plays the humans
+(approves a review, sends the next chat message) while the run goes on.
+
+:class:`ExampleStack` starts the embedded broker (or uses ``settings.bootstrap``), a processor
+and the example's workers as child processes, plus the fake LLM server unless
+``OPENAI_BASE_URL`` is set, in which case the LLM tasks talk to that endpoint with
+``OPENAI_API_KEY`` and ``ORCH_LLM_MODEL``. The processor can be killed and restarted mid-run,
+which is what the end-to-end tests do.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import click
+import orjson
+
+from orchestrator.client import Client
+from orchestrator.config import Settings
+from orchestrator.dsl.validate import load_definition_file
+from orchestrator.engine.records import Event
+from orchestrator.engine.state import TaskState, WorkflowState
+from orchestrator.stack import LocalStack
+from workers.llm.fake_server import FakeLLM
+
+Json = Any
+FAKE_MODEL = "fake-model"
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example application: what to register, which workers to run, what to start."""
+
+    name: str
+    workflow: str
+    definitions: list[Path]
+    worker_modules: list[str]
+    input: dict[str, Json]
+    fake_script: Path | None = None
+    drive: Callable[[Run], None] | None = None
+    timeout_s: float = 180.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Run:
+    """One running workflow of an example, as ``drive`` functions and tests see it."""
+
+    def __init__(self, client: Client, workflow_id: str) -> None:
+        self.client = client
+        self.workflow_id = workflow_id
+
+    def state(self) -> WorkflowState:
+        """The workflow's state now (the fold of its history)."""
+        return self.client.status(self.workflow_id)
+
+    def waiting_task(self, ref_name: str, *, timeout: float = 60.0) -> TaskState:
+        """Wait until the task ``ref_name`` waits for a signal (a HUMAN or WAIT task); return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state()
+            for task in reversed(list(state.tasks.values())):
+                if task.ref_name == ref_name and task.awaiting_signal and not task.status.terminal:
+                    return task
+            if state.status.terminal:
+                raise AssertionError(
+                    f"{self.workflow_id} ended {state.status} ({state.reason}) "
+                    f"before {ref_name!r} waited"
+                )
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{ref_name!r} did not wait within {timeout:g} s")
+            time.sleep(POLL_S)
+
+    def answer(self, ref_name: str, output: dict[str, Json], *, timeout: float = 60.0) -> None:
+        """Wait for ``ref_name`` to wait, then complete it with ``output``."""
+        task = self.waiting_task(ref_name, timeout=timeout)
+        self.client.signal(self.workflow_id, task.task_id, output=output)
+
+
+class ExampleStack:
+    """Broker, processor, the example's workers and an LLM endpoint, for one example."""
+
+    def __init__(
+        self,
+        example: Example,
+        settings: Settings,
+        *,
+        embedded_broker: bool = True,
+        logs: Path | None = None,
+    ) -> None:
+        self.example = example
+        self._exits = ExitStack()
+        tmp = Path(self._exits.enter_context(tempfile.TemporaryDirectory(prefix="example-")))
+        self.logs = logs or tmp / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._settings = settings.model_copy(
+            update={"state_dir": tmp / "state", "log_format": "json"}
+        )
+        self._embedded = embedded_broker
+        self.llm: FakeLLM | None = None
+        self.stack: LocalStack | None = None
+        self.processor: subprocess.Popen[bytes] | None = None
+        self._processors = 0
+
+    def __enter__(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self._exits.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._exits.close()
+
+    @property
+    def settings(self) -> Settings:
+        """The settings that point at this stack's broker and topics."""
+        assert self.stack is not None
+        return self.stack.settings
+
+    def _start(self) -> None:
+        llm_env = self._llm_environment()
+        self.stack = self._exits.enter_context(
+            LocalStack(self._settings, embedded_broker=self._embedded)
+        )
+        self.start_processor()
+        env = {**llm_env, **self.example.env}
+        for module in self.example.worker_modules:
+            name = module.rsplit(".", 1)[-1]
+            self.stack.spawn(
+                f"worker {module}", "worker", module, log_path=self.logs / f"{name}.log", env=env
+            )
+        client = self.client()
+        for path in self.example.definitions:
+            client.register(load_definition_file(path))
+
+    def _llm_environment(self) -> dict[str, str]:
+        """Where the LLM tasks send requests: a real endpoint if configured, else the fake one."""
+        if os.environ.get("OPENAI_BASE_URL"):
+            return {}
+        script: Json = None
+        if self.example.fake_script is not None:
+            script = orjson.loads(self.example.fake_script.read_bytes())
+        self.llm = FakeLLM(script)
+        base_url = self.llm.start()
+        self._exits.callback(self.llm.stop)
+        return {
+            "OPENAI_BASE_URL": base_url,
+            "OPENAI_API_KEY": "fake-key",
+            "ORCH_LLM_MODEL": FAKE_MODEL,
+            "ORCH_LLM_EMBEDDING_MODEL": FAKE_MODEL,
+        }
+
+    def client(self) -> Client:
+        """A client of this stack (closed with it)."""
+        client = Client(self.settings)
+        self._exits.callback(client.close)
+        return client
+
+    def start_processor(self) -> subprocess.Popen[bytes]:
+        """Start a processor (again, after :meth:`kill_processor`)."""
+        assert self.stack is not None
+        self._processors += 1
+        self.processor = self.stack.spawn(
+            "processor",
+            "processor",
+            "--instance-id",
+            f"{self.example.name}-{self._processors}",
+            log_path=self.logs / "processor.log",
+        )
+        return self.processor
+
+    def kill_processor(self) -> None:
+        """SIGKILL the processor: no flush, no goodbye, as in a crash."""
+        assert self.processor is not None
+        os.killpg(self.processor.pid, signal.SIGKILL)
+        self.processor.wait()
+
+    def start(self, workflow_id: str | None = None, input: Json = None) -> Run:
+        """Start the example's workflow; the :class:`Run` to drive and watch it."""
+        client = self.client()
+        workflow_id = workflow_id or f"{self.example.name}-{int(time.time() * 1000)}"
+        run_input = self.example.input if input is None else input
+        client.start(self.example.workflow, input=run_input, workflow_id=workflow_id)
+        return Run(client, workflow_id)
+
+    def finish(self, run: Run, on_event: Callable[[Event], None] | None = None) -> WorkflowState:
+        """Drive ``run`` (if the example plays humans), then wait for its end."""
+        if self.example.drive is not None:
+            self.example.drive(run)
+        return run.client.wait(run.workflow_id, timeout=self.example.timeout_s, on_event=on_event)
+
+
+def run_example(example: Example, **overrides: Any) -> int:
+    """Run ``example`` once on an embedded broker, printing its progress; 0 if it completed.
+
+    ``overrides`` are :class:`Settings` fields; the rest come from ``ORCH_*`` variables.
+    """
+    settings = Settings(**overrides)
+    where = os.environ.get("OPENAI_BASE_URL") or "the fake LLM server"
+    click.echo(f"{example.name}: starting a broker, a processor and workers; LLM: {where}")
+    with ExampleStack(example, settings) as stack:
+        run = stack.start()
+        click.echo(f"started {example.workflow} as {run.workflow_id}")
+        started = time.monotonic()
+
+        def progress(event: Event) -> None:
+            click.echo(f"  [{time.monotonic() - started:6.2f}s] #{event.seq:<3} {describe(event)}")
+
+        state = stack.finish(run, on_event=progress)
+        click.echo(f"\nworkflow {state.status}; output:")
+        click.echo(orjson.dumps(state.output, option=orjson.OPT_INDENT_2).decode())
+        if state.status != "COMPLETED":
+            click.echo(f"reason: {state.reason}\nlogs: {stack.logs}", err=True)
+            return 1
+    return 0
+
+
+def describe(event: Event) -> str:
+    """One line about an event, for progress output."""
+    fields = orjson.loads(orjson.dumps(event, default=str))
+    kind = type(event).__name__
+    detail = fields.get("ref_name") or fields.get("task_id") or fields.get("name") or ""
+    reason = fields.get("reason")
+    return f"{kind} {detail}" + (f": {reason}" if reason else "")
+
+
+def events_of(client: Client, workflow_id: str) -> Iterator[Event]:
+    """Every event of a workflow, in order."""
+    yield from client.history(workflow_id)
