@@ -49,6 +49,7 @@ SYSTEM_TYPES = frozenset(
         "NOOP",
         "WAIT",
         "HUMAN",
+        "CONTINUE_AS_NEW",
     }
 )
 SUPPORTED_TASK_TYPES = WORKER_TYPES | SYSTEM_TYPES

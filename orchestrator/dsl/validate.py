@@ -251,6 +251,10 @@ def _operator(task: WorkflowTask, path: str) -> Iterator[Problem]:
             yield from _sub_workflow(task, path)
         case "WAIT":
             yield from _wait(task, path)
+        case "HUMAN":
+            yield from _human(task, path)
+        case "CONTINUE_AS_NEW":
+            yield from _continue_as_new(task, path)
         case "EVENT" if not task.sink:
             yield (
                 f"EVENT {task.taskReferenceName!r} needs a sink (like kafka:topic)",
@@ -326,6 +330,43 @@ def _wait(task: WorkflowTask, path: str) -> Iterator[Problem]:
                 f"WAIT {ref!r}: {key} {value!r} does not parse: {exc}",
                 f"{path}.inputParameters.{key}",
             )
+
+
+def _human(task: WorkflowTask, path: str) -> Iterator[Problem]:
+    """Literal due times and escalation steps of a HUMAN task must parse."""
+    ref, data = task.taskReferenceName, task.inputParameters
+    steps = data.get("escalation")
+    specs: list[tuple[str, Any]] = [(f"{path}.inputParameters", data)]
+    if _literal(steps) and not isinstance(steps, list):
+        yield f"HUMAN {ref!r}: escalation must be a list of steps", f"{path}.inputParameters"
+    elif isinstance(steps, list):
+        specs += [(f"{path}.inputParameters.escalation[{i}]", s) for i, s in enumerate(steps)]
+    for where, spec in specs:
+        if not _literal(spec):
+            continue
+        if not isinstance(spec, dict):
+            yield f"HUMAN {ref!r}: an escalation step must be an object", where
+            continue
+        if spec.get("dueIn") and spec.get("dueAt"):
+            yield f"HUMAN {ref!r}: give dueIn or dueAt, not both", where
+        for key, parse in (("dueIn", parse_duration), ("dueAt", parse_until)):
+            value = spec.get(key)
+            if not _literal(value) or value in (None, ""):
+                continue
+            try:
+                parse(str(value))
+            except ValueError as exc:
+                yield f"HUMAN {ref!r}: {key} {value!r} does not parse: {exc}", f"{where}.{key}"
+
+
+def _continue_as_new(task: WorkflowTask, path: str) -> Iterator[Problem]:
+    value = task.inputParameters.get("input", {})
+    if _literal(value) and not isinstance(value, dict):
+        yield (
+            f"CONTINUE_AS_NEW {task.taskReferenceName!r}: input must be an object (the next "
+            "run's input)",
+            f"{path}.inputParameters.input",
+        )
 
 
 def _terminate(task: WorkflowTask, path: str) -> Iterator[Problem]:

@@ -21,6 +21,7 @@ from orchestrator.engine.emitter import (
     Scripts,
 )
 from orchestrator.engine.faults import fail_attempt, on_timeout
+from orchestrator.engine.human import escalate
 from orchestrator.engine.records import (
     AnyEvent,
     Input,
@@ -31,6 +32,7 @@ from orchestrator.engine.records import (
     ResultStatus,
     ResumeWorkflow,
     RetryWorkflow,
+    SignalForwarded,
     SignalTask,
     SkipTask,
     StartWorkflow,
@@ -134,6 +136,7 @@ def _start(em: Emitter, request: StartWorkflow) -> str | None:
         definition=definition.to_json(),
         variables=dict(definition.variables),
         parent=request.parent,
+        continued_from=request.continued_from,
     )
     advance(em)
     return None
@@ -215,6 +218,16 @@ def _signal(em: Emitter, signal: SignalTask) -> str | None:
     state = em.state
     if state is None:
         return f"signal for unknown workflow {signal.workflow_id}"
+    if state.continued_as is not None:
+        em.emit(
+            SignalForwarded,
+            to_workflow_id=state.continued_as,
+            task_ref=signal.task_ref,
+            status=signal.status,
+            output=signal.output,
+            reason=signal.reason,
+        )
+        return None
     task = _signalled_task(state, signal.task_ref)
     problem = _why_not_waiting(state, task, signal.task_ref)
     if problem is not None:
@@ -286,6 +299,11 @@ def _timer(em: Emitter, timer: TimerFired) -> str | None:  # noqa: PLR0911 - one
     match timer.kind:
         case TimerKind.DISPATCH if task.dispatch_at is not None:
             em.emit(TaskDispatched, task_id=task.task_id, attempt=task.attempt)
+        case TimerKind.WAIT if task.task_type == "HUMAN":
+            if task.wait_until is None or task.wait_until > em.now:
+                return f"due time of {task.task_id!r} moved"
+            escalate(em, task)
+            advance(em)
         case TimerKind.WAIT if task.wait_until is not None:
             em.emit(TaskCompleted, task_id=task.task_id, attempt=task.attempt, output={})
             advance(em)

@@ -10,10 +10,12 @@ from orchestrator.engine.records import (
     CompensationStarted,
     LoopIterated,
     RequestRejected,
+    SignalForwarded,
     TaskCompleted,
     TaskDispatched,
     TaskFailed,
     TaskInProgress,
+    TaskReassigned,
     TaskScheduled,
     TaskSkipped,
     TaskStatus,
@@ -60,6 +62,14 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:  # no
             )
         case TaskDispatched():
             _update_task(new, event.task_id, event.at, dispatch_at=None, dispatched_at=event.at)
+        case TaskReassigned():
+            assignment = {
+                "assignee": event.assignee,
+                "group": event.group,
+                "escalationLevel": event.level,
+                "dueAt": event.due_at,
+            }
+            _update_task(new, event.task_id, event.at, wait_until=event.due_at, output=assignment)
         case TaskTimedOut():
             _update_task(
                 new,
@@ -126,6 +136,7 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:  # no
         case WorkflowCompleted():
             new.status = WorkflowStatus.COMPLETED
             new.output = event.output
+            new.continued_as = event.continued_as
         case WorkflowFailed():
             new.status = _failed_status(event)
             new.reason = event.reason
@@ -135,7 +146,7 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:  # no
             new.status = WorkflowStatus.TERMINATED
             new.reason = event.reason
             new.output = event.output
-        case RequestRejected():
+        case RequestRejected() | SignalForwarded():
             pass
         case _:
             assert_never(event)
@@ -157,6 +168,7 @@ def _reopen(state: WorkflowState, event: WorkflowReopened) -> None:
     state.output = None
     state.failed_task_id = None
     state.compensation = []
+    state.continued_as = None
     for task_id in event.removed or []:
         task = state.tasks.pop(task_id, None)
         if task is not None:
@@ -230,6 +242,7 @@ def _begin(event: AnyEvent) -> WorkflowState:
                 updated_at=event.at,
                 variables=dict(event.variables or {}),
                 parent=event.parent,
+                continued_from=event.continued_from,
             )
         case WorkflowRejected():
             return WorkflowState(

@@ -14,6 +14,8 @@ from orchestrator.engine.records import (
     ExecuteTask,
     Record,
     ResultStatus,
+    SignalForwarded,
+    SignalTask,
     StartWorkflow,
     TaskDispatched,
     TaskFailed,
@@ -57,6 +59,19 @@ def outbound(event: AnyEvent, state: WorkflowState) -> list[Record | Exhausted]:
             return [Exhausted(command(task, state), reason)]
         case WorkflowFailed() if event.failure_workflow_id:
             return [*_on_end(event, state), _failure_start(event, state)]
+        case WorkflowCompleted() if event.continued_as:
+            return [_successor_start(event, state)]
+        case SignalForwarded():
+            return [
+                SignalTask(
+                    workflow_id=event.to_workflow_id,
+                    task_ref=event.task_ref,
+                    status=event.status,
+                    output=event.output,
+                    reason=event.reason,
+                    requested_at=event.at,
+                )
+            ]
         case WorkflowCompleted() | WorkflowFailed() | WorkflowTerminated() | WorkflowRejected():
             return _on_end(event, state)
         case _:
@@ -86,6 +101,37 @@ def _failure_start(event: WorkflowFailed, state: WorkflowState) -> StartWorkflow
         },
         correlation_id=state.correlation_id,
         requested_at=event.at,
+    )
+
+
+def _successor_start(event: WorkflowCompleted, state: WorkflowState) -> StartWorkflow:
+    """The fresh run a CONTINUE_AS_NEW task asked for: same workflow, the carried-over input.
+
+    It follows the same definition snapshot, or the latest registered version when the task
+    said ``useLatestDefinition``; it keeps the correlation id and the parent, so a parent's
+    SUB_WORKFLOW task completes only when the last run of the chain ends.
+    """
+    task = next(
+        (
+            t
+            for t in state.tasks.values()
+            if t.task_type == "CONTINUE_AS_NEW"
+            and isinstance(t.output, dict)
+            and t.output.get("workflowId") == event.continued_as
+        ),
+        None,
+    )
+    latest = bool(task is not None and (task.input or {}).get("useLatestDefinition"))
+    return StartWorkflow(
+        workflow_id=str(event.continued_as),
+        name=state.name,
+        version=None if latest else state.version,
+        input=event.next_input if event.next_input is not None else {},
+        correlation_id=state.correlation_id,
+        requested_at=event.at,
+        parent=state.parent,
+        definition=None if latest else state.definition,
+        continued_from=state.workflow_id,
     )
 
 

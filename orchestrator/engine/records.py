@@ -88,6 +88,7 @@ class StartWorkflow(Record):
     requested_at: int = 0
     parent: Json = None
     definition: Json = None
+    continued_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -281,6 +282,7 @@ class WorkflowStarted(Event):
     definition: Json = None
     variables: Json = None
     parent: Json = None
+    continued_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -323,6 +325,30 @@ class TaskInProgress(Event):
     output: Json = None
     awaiting_signal: bool = False
     callback_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskReassigned(Event):
+    """A HUMAN task was overdue and went to the next person of its escalation (``level`` 1..n)."""
+
+    task_id: str
+    attempt: int
+    level: int
+    assignee: str | None = None
+    group: str | None = None
+    due_at: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalForwarded(Event):
+    """A signal came to a run that continued as new; it goes on to the successor run."""
+
+    to_workflow_id: str
+    task_ref: str
+    status: ResultStatus = ResultStatus.COMPLETED
+    output: Json = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -405,9 +431,14 @@ class TaskFailed(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowCompleted(Event):
-    """The run finished; ``output`` is the resolved outputParameters."""
+    """The run finished; ``output`` is the resolved outputParameters.
+
+    ``continued_as`` names the fresh run a CONTINUE_AS_NEW task starts with ``next_input``.
+    """
 
     output: Json = None
+    continued_as: str | None = None
+    next_input: Json = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -501,6 +532,8 @@ AnyEvent = (
     | WorkflowPaused
     | WorkflowResumed
     | WorkflowReopened
+    | TaskReassigned
+    | SignalForwarded
     | TaskDispatched
     | LoopIterated
     | VariablesUpdated
@@ -523,6 +556,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WorkflowPaused,
     WorkflowResumed,
     WorkflowReopened,
+    TaskReassigned,
+    SignalForwarded,
     TaskDispatched,
     LoopIterated,
     VariablesUpdated,

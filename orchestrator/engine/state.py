@@ -89,6 +89,8 @@ class WorkflowState:
     skips: dict[str, Json] = field(default_factory=dict)
     compensation: list[Json] = field(default_factory=list)
     timeout_alerted: bool = False
+    continued_from: str | None = None
+    continued_as: str | None = None
     tasks: dict[str, TaskState] = field(default_factory=dict)
     _parsed: WorkflowDef | None = field(default=None, compare=False, repr=False)
     _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -4,17 +4,20 @@ Worker tasks (``WORKER_TYPES``: SIMPLE, HTTP, KAFKA_PUBLISH, EVENT, the LLM task
 become a TaskScheduled whose command goes to ``tasks.<type>``. System tasks the engine can finish
 on the spot (INLINE, JQ, SET_VARIABLE, NOOP, TERMINATE, START_WORKFLOW) are scheduled and
 completed in one decision, with their result in the events. WAIT, HUMAN and SUB_WORKFLOW are
-scheduled and wait.
+scheduled and wait. CONTINUE_AS_NEW ends the run and names its successor (see
+:func:`next_run_id`), which the processor starts with the task's ``input``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from orchestrator.dsl.durations import parse_duration, parse_until
 from orchestrator.dsl.expressions import resolve
 from orchestrator.dsl.model import WORKER_TYPES, WorkflowTask
 from orchestrator.engine.emitter import Emitter, context
+from orchestrator.engine.human import first_due
 from orchestrator.engine.records import (
     TaskCompleted,
     TaskFailed,
@@ -35,6 +38,17 @@ def child_workflow_id(workflow_id: str, task_id: str, attempt: int) -> str:
     return f"{workflow_id}.{task_id}.{attempt}"
 
 
+_RUN_SUFFIX = re.compile(r"^(?P<base>.+)~(?P<run>[0-9]+)$")
+
+
+def next_run_id(workflow_id: str) -> str:
+    """The id of the run a CONTINUE_AS_NEW task starts: ``<base>~2``, then ``~3``, and so on."""
+    match = _RUN_SUFFIX.match(workflow_id)
+    if match is None:
+        return f"{workflow_id}~2"
+    return f"{match['base']}~{int(match['run']) + 1}"
+
+
 def start_task(em: Emitter, task: WorkflowTask, task_id: str, task_input: Json = None) -> None:
     """Schedule ``task`` as ``task_id`` and, for instant system tasks, finish it now."""
     data = resolve(task.inputParameters, context(em.current)) if task_input is None else task_input
@@ -52,6 +66,11 @@ def start_task(em: Emitter, task: WorkflowTask, task_id: str, task_input: Json =
         _schedule_worker(em, task, task_id, data)
     elif kind == "WAIT":
         _schedule_wait(em, task, task_id, data)
+    elif kind == "HUMAN":
+        _schedule_human(em, task, task_id, data)
+    elif kind == "CONTINUE_AS_NEW":
+        schedule_task(em, task, task_id, data)
+        _continue_as_new(em, task_id, data)
     elif kind == "SUB_WORKFLOW":
         schedule_task(em, task, task_id, _sub_workflow_input(em, task, data))
     elif kind == "START_WORKFLOW":
@@ -64,7 +83,7 @@ def start_task(em: Emitter, task: WorkflowTask, task_id: str, task_input: Json =
     elif kind in INSTANT:
         schedule_task(em, task, task_id, data)
         _run_instant(em, task, task_id, data)
-    else:  # HUMAN and the operators the walker handles itself
+    else:  # the operators the walker handles itself
         schedule_task(em, task, task_id, data)
 
 
@@ -123,6 +142,29 @@ def _schedule_wait(em: Emitter, task: WorkflowTask, task_id: str, data: Json) ->
         fail_task(em, task_id, f"WAIT {task.taskReferenceName}: {exc}")
         return
     schedule_task(em, task, task_id, data, wait_until=until)
+
+
+def _schedule_human(em: Emitter, task: WorkflowTask, task_id: str, data: Json) -> None:
+    try:
+        until = first_due(em.now, data)
+    except ValueError as exc:
+        schedule_task(em, task, task_id, data)
+        fail_task(em, task_id, f"HUMAN {task.taskReferenceName}: {exc}")
+        return
+    schedule_task(em, task, task_id, data, wait_until=until)
+
+
+def _continue_as_new(em: Emitter, task_id: str, data: Json) -> None:
+    """End the run COMPLETED; the processor starts its successor with ``data["input"]``."""
+    next_input = (data or {}).get("input", {})
+    if not isinstance(next_input, dict):
+        fail_task(em, task_id, f"CONTINUE_AS_NEW input must be an object, not {next_input!r}")
+        return
+    successor = next_run_id(em.workflow_id)
+    complete_task(em, task_id, {"workflowId": successor})
+    parameters = em.current.workflow_def.outputParameters
+    output = resolve(parameters, context(em.current)) if parameters else {}
+    em.emit(WorkflowCompleted, output=output, continued_as=successor, next_input=next_input)
 
 
 def _sub_workflow_input(em: Emitter, task: WorkflowTask, data: Json) -> Json:

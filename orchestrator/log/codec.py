@@ -3,16 +3,23 @@
 A record on the wire is ``C3 01`` + the 8-byte little-endian CRC-64-AVRO fingerprint of the
 writer's schema + the Avro body, so a reader finds the schema with no registry server. JSON
 fields (``Json`` in ``engine.records``) travel as strings marked ``"logicalType": "json"``.
+
+Records written by an older version of a record type stay readable: the schemas they were
+written with live in ``orchestrator/log/schema_history/`` (``<Name>.<fingerprint>.avsc``, saved
+by ``python -m orchestrator.log.schemas`` whenever a schema changes), and such a record is read
+with Avro schema resolution into today's type, new fields taking their defaults.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import types
 import typing
 from collections.abc import Callable, Iterable
 from enum import StrEnum
+from importlib import resources
 from typing import Any, Union
 
 import orjson
@@ -78,6 +85,22 @@ def schema_for(cls: type) -> dict[str, Json]:
     }
 
 
+def schema_fingerprint(parsed: Json) -> bytes:
+    """The 8 fingerprint bytes of a parsed schema, in the order the encoding writes them."""
+    # fastavro prints the CRC-64-AVRO fingerprint little-endian, as the encoding wants it.
+    return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+
+
+def historical_schemas() -> list[dict[str, Json]]:
+    """The schemas older versions of the record types were written with."""
+    folder = resources.files("orchestrator.log").joinpath("schema_history")
+    return [
+        json.loads(entry.read_text(encoding="utf-8"))
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".avsc")
+    ]
+
+
 class _RecordType:
     """Everything the codec needs about one record class."""
 
@@ -86,8 +109,7 @@ class _RecordType:
         self.name = cls.__name__
         self.schema = schema_for(cls)
         self.parsed = parse_schema(self.schema)
-        # fastavro prints the CRC-64-AVRO fingerprint little-endian, as the encoding wants it.
-        digest = bytes.fromhex(fingerprint(to_parsing_canonical_form(self.parsed), "CRC-64-AVRO"))
+        digest = schema_fingerprint(self.parsed)
         self.fingerprint = int.from_bytes(digest, "little")
         self.prefix = MAGIC + digest
         hints = typing.get_type_hints(cls)
@@ -107,10 +129,21 @@ class RecordCodec:
     def __init__(self, classes: Iterable[type]) -> None:
         self._by_class: dict[type, _RecordType] = {}
         self._by_fingerprint: dict[int, _RecordType] = {}
+        self._writers: dict[int, Json] = {}  # fingerprint -> an older writer schema, parsed
         for cls in classes:
             record_type = _RecordType(cls)
             self._by_class[cls] = record_type
             self._by_fingerprint[record_type.fingerprint] = record_type
+        by_name = {rt.name: rt for rt in self._by_class.values()}
+        for schema in historical_schemas():
+            today = by_name.get(schema["name"])
+            if today is None:
+                continue  # a record type that no longer exists
+            parsed = parse_schema(schema)
+            old = int.from_bytes(schema_fingerprint(parsed), "little")
+            if old != today.fingerprint:
+                self._by_fingerprint[old] = today
+                self._writers[old] = parsed
 
     def schemas(self) -> dict[str, dict[str, Json]]:
         """Every record's Avro schema by record name."""
@@ -140,8 +173,10 @@ class RecordCodec:
             raise UnknownSchemaError(f"unknown schema fingerprint {fingerprint:016x}")
         body = io.BytesIO(data[10:])
         try:
+            writer = self._writers.get(fingerprint, record_type.parsed)
+            reader = record_type.parsed if writer is not record_type.parsed else None
             datum: dict[str, Any] = schemaless_reader(  # type: ignore[assignment]
-                body, record_type.parsed, None
+                body, writer, reader
             )
             if body.tell() != len(data) - 10:
                 raise ValueError(f"{len(data) - 10 - body.tell()} bytes left after the record")

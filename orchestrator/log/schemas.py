@@ -5,6 +5,9 @@ The files are derived from ``engine.records`` through the codec, never edited by
     python -m orchestrator.log.schemas schemas/
 
 A worker in another language reads them to decode task commands and encode results.
+
+When a record's schema changes, the schema it had is kept in ``orchestrator/log/schema_history``
+as ``<Name>.<fingerprint>.avsc``, so the codec can still read records written with it.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.log.codec import CODEC
+from fastavro import parse_schema
+
+from orchestrator.log.codec import CODEC, schema_fingerprint
 
 __all__ = ["SUFFIX", "expected_files", "main", "render", "write_schemas"]
 
 SUFFIX = ".avsc"
+HISTORY = Path(__file__).resolve().parent / "schema_history"
 REGENERATE = "python -m orchestrator.log.schemas schemas/"
 """The command that brings ``schemas/`` up to date with the record types."""
 
@@ -48,9 +54,20 @@ def write_schemas(directory: Path) -> list[Path]:
     written = []
     for name, text in files.items():
         path = directory / name
+        if path.exists() and path.read_text(encoding="utf-8") != text:
+            keep_history(path.read_text(encoding="utf-8"))
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def keep_history(text: str, history: Path = HISTORY) -> Path:
+    """Save a schema being replaced into ``history``, named by its record and fingerprint."""
+    schema = json.loads(text)
+    digest = schema_fingerprint(parse_schema(schema)).hex()
+    path = history / f"{schema['name']}.{digest}{SUFFIX}"
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

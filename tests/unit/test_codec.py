@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import types
 import typing
@@ -10,15 +11,15 @@ from enum import StrEnum
 from typing import Any
 
 import pytest
-from fastavro import parse_schema
+from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.engine import records
-from orchestrator.engine.records import ResultStatus, TaskResult
+from orchestrator.engine.records import ResultStatus, TaskResult, WorkflowCompleted
 from orchestrator.errors import DecodeError, SchemaError, UnknownSchemaError
-from orchestrator.log.codec import CODEC, MAGIC, schema_for
+from orchestrator.log.codec import CODEC, MAGIC, historical_schemas, schema_fingerprint, schema_for
 
 RECORD_TYPES: tuple[type, ...] = (
     *records.INPUT_TYPES,
@@ -233,10 +234,10 @@ def test_truncated_body_raises_decode_error_naming_the_type() -> None:
 
 def test_invalid_json_in_a_json_field_raises_decode_error() -> None:
     """A JSON field whose text is not JSON is a DecodeError, not an orjson error."""
-    record = records.WorkflowCompleted(workflow_id="w", seq=1, at=1, output="x")
+    record = records.WorkflowTerminated(workflow_id="w", seq=1, at=1, reason="r", output="x")
     encoded = CODEC.encode(record)
     assert encoded.endswith(b'\x06"x"')
-    with pytest.raises(DecodeError, match="corrupt WorkflowCompleted record"):
+    with pytest.raises(DecodeError, match="corrupt WorkflowTerminated record"):
         CODEC.decode(encoded[:-4] + b"\x06{x}")
 
 
@@ -310,3 +311,25 @@ def test_garbage_body_raises_only_decode_error(cls: type, body: bytes) -> None:
     else:
         return
     assert error.startswith(message), error
+
+
+def test_records_written_with_an_older_schema_are_read_into_todays_type() -> None:
+    """A WorkflowCompleted written before it had continued_as decodes, with the default."""
+    [old] = [s for s in historical_schemas() if s["name"] == "WorkflowCompleted"]
+    assert "continued_as" not in {f["name"] for f in old["fields"]}
+    parsed = parse_schema(old)
+    buffer = io.BytesIO()
+    buffer.write(b"\xc3\x01" + schema_fingerprint(parsed))
+    schemaless_writer(buffer, parsed, {"workflow_id": "w1", "seq": 7, "at": 9, "output": '{"a":1}'})
+    record = CODEC.decode(buffer.getvalue())
+    assert record == WorkflowCompleted(workflow_id="w1", seq=7, at=9, output={"a": 1})
+    assert record.continued_as is None
+    assert CODEC.decode(CODEC.encode(record)) == record
+
+
+def test_every_historical_schema_belongs_to_a_record_type_and_differs_from_today() -> None:
+    """schema_history holds only superseded schemas of record types the codec knows."""
+    current = {name: schema_fingerprint(parse_schema(s)) for name, s in CODEC.schemas().items()}
+    for old in historical_schemas():
+        assert old["name"] in current
+        assert schema_fingerprint(parse_schema(old)) != current[old["name"]]

@@ -1,0 +1,1 @@
+"""Schemas older versions of the record types were written with (see orchestrator.log.codec)."""
