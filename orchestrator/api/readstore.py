@@ -175,15 +175,19 @@ class ReadStore:
                 continue
             key = prefix + task.task_id.encode()
             given = task.input if isinstance(task.input, dict) else {}
+            # After an escalation the task's output names who holds it now.
+            held = task.output if isinstance(task.output, dict) else {}
+            holder = held if held.get("escalationLevel") else given
             row = {
                 "workflowId": state.workflow_id,
                 "workflowName": state.name,
                 "namespace": (state.definition or {}).get("namespace", "default"),
                 "taskId": task.task_id,
                 "refName": task.ref_name,
-                "assignee": given.get("assignee"),
-                "group": given.get("group") or given.get("assignmentGroup"),
-                "dueAt": given.get("dueAt"),
+                "assignee": holder.get("assignee"),
+                "group": holder.get("group") or holder.get("assignmentGroup"),
+                "dueAt": task.wait_until,
+                "escalationLevel": int(held.get("escalationLevel") or 0),
                 "input": task.input,
                 "scheduledTime": task.scheduled_at,
             }

@@ -149,10 +149,18 @@ async def _operate(
 ) -> Accepted:
     summary = service.visible_summary(principal, workflow_id)
     principal.require(Role.OPERATOR, summary["namespace"])
-    if summary["status"] not in ALLOWED[op]:
+    if summary["status"] not in ALLOWED[op] and not _forwarded(service, op, workflow_id):
         raise RequestConflictError(f"cannot {op} workflow {workflow_id}: it is {summary['status']}")
     await service.send_request(record)
     return Accepted(workflowId=workflow_id, requested=op)
+
+
+def _forwarded(service: Service, op: str, workflow_id: str) -> bool:
+    """Whether the engine passes this request on: a signal to a run that continued as new."""
+    if op != "signal":
+        return False
+    state = service.store.state(workflow_id)
+    return state is not None and state.continued_as is not None
 
 
 @router.post("/{workflow_id}/terminate", status_code=202)

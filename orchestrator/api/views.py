@@ -22,6 +22,8 @@ def workflow_view(summary: dict[str, Json], state: WorkflowState) -> dict[str, J
         definition=state.definition,
         parent=state.parent,
         failedTaskId=state.failed_task_id,
+        continuedFrom=state.continued_from,
+        continuedAs=state.continued_as,
     )
     return view
 
