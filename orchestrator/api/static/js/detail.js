@@ -20,7 +20,7 @@ function header(wf) {
   const fact = (label, value, cls = "") =>
     h("div", { class: "fact" }, h("dt", {}, label), h("dd", { class: cls }, value));
   const parent = wf.parentWorkflowId ?? wf.parent?.workflowId ?? wf.parent?.workflow_id;
-  const parentLink = parent && h("a", { href: `#/workflows/${encodeURIComponent(parent)}` }, parent);
+  const link = (id) => id && h("a", { href: `#/workflows/${encodeURIComponent(id)}` }, id);
   return [
     h(
       "div",
@@ -37,7 +37,9 @@ function header(wf) {
       fact("Updated", time(wf.updateTime)),
       fact("Ended", time(end)),
       fact("Duration", duration((end ?? Date.now()) - wf.startTime)),
-      parent ? fact("Parent", parentLink, "mono") : null,
+      parent ? fact("Parent", link(parent), "mono") : null,
+      wf.continuedFrom ? fact("Continues", link(wf.continuedFrom), "mono") : null,
+      wf.continuedAs ? fact("Continued as", link(wf.continuedAs), "mono") : null,
       wf.reason ? fact("Reason", wf.reason, "reason") : null,
     ),
   ];

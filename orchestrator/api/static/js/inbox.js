@@ -78,6 +78,9 @@ function card(task, done) {
       h("span", { class: "chip" }, `assignee: ${task.assignee ?? "—"}`),
       h("span", { class: "chip" }, `group: ${task.group ?? "—"}`),
       task.dueAt ? h("span", { class: "chip" }, `due: ${due(task.dueAt)}`) : null,
+      task.escalationLevel
+        ? h("span", { class: "chip" }, `escalated ×${task.escalationLevel}`)
+        : null,
       h(
         "span",
         { class: "muted", title: time(task.scheduledTime) },
