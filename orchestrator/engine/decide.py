@@ -33,6 +33,7 @@ from orchestrator.engine.records import (
     ResumeWorkflow,
     RetryWorkflow,
     SignalForwarded,
+    SignalQueued,
     SignalTask,
     SkipTask,
     StartWorkflow,
@@ -49,6 +50,7 @@ from orchestrator.engine.records import (
     WorkflowStarted,
     WorkflowTerminated,
 )
+from orchestrator.engine.signals import queues_signals
 from orchestrator.engine.state import TaskState, WorkflowState
 from orchestrator.engine.walk import advance
 from orchestrator.errors import OrchestratorError
@@ -230,6 +232,15 @@ def _signal(em: Emitter, signal: SignalTask) -> str | None:
         return None
     task = _signalled_task(state, signal.task_ref)
     problem = _why_not_waiting(state, task, signal.task_ref)
+    if problem is not None and _kept_for_later(state, signal):
+        em.emit(
+            SignalQueued,
+            task_ref=signal.task_ref,
+            status=signal.status,
+            output=signal.output,
+            reason=signal.reason,
+        )
+        return None
     if problem is not None:
         em.emit(RequestRejected, request_type="SignalTask", reason=problem)
         return None
@@ -249,6 +260,13 @@ def _signal(em: Emitter, signal: SignalTask) -> str | None:
         )
     advance(em)
     return None
+
+
+def _kept_for_later(state: WorkflowState, signal: SignalTask) -> bool:
+    """Whether a signal no task waits for now is queued: its task says ``queueSignals``."""
+    if state.status.terminal or signal.status is ResultStatus.IN_PROGRESS:
+        return False
+    return queues_signals(state, signal.task_ref)
 
 
 def _signalled_task(state: WorkflowState, task_ref: str) -> TaskState | None:

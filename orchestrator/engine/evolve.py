@@ -10,7 +10,9 @@ from orchestrator.engine.records import (
     CompensationStarted,
     LoopIterated,
     RequestRejected,
+    SignalDequeued,
     SignalForwarded,
+    SignalQueued,
     TaskCompleted,
     TaskDispatched,
     TaskFailed,
@@ -146,6 +148,18 @@ def evolve(state: WorkflowState | None, event: AnyEvent) -> WorkflowState:  # no
             new.status = WorkflowStatus.TERMINATED
             new.reason = event.reason
             new.output = event.output
+        case SignalQueued():
+            kept = {
+                "ref": event.task_ref,
+                "status": str(event.status),
+                "output": event.output,
+                "reason": event.reason,
+            }
+            new.queued_signals = [*new.queued_signals, kept]
+        case SignalDequeued():
+            queued = new.queued_signals
+            first = next(i for i, kept in enumerate(queued) if kept["ref"] == event.task_ref)
+            new.queued_signals = queued[:first] + queued[first + 1 :]
         case RequestRejected() | SignalForwarded():
             pass
         case _:

@@ -60,7 +60,7 @@ def outbound(event: AnyEvent, state: WorkflowState) -> list[Record | Exhausted]:
         case WorkflowFailed() if event.failure_workflow_id:
             return [*_on_end(event, state), _failure_start(event, state)]
         case WorkflowCompleted() if event.continued_as:
-            return [_successor_start(event, state)]
+            return [_successor_start(event, state), *_passed_on_signals(event, state)]
         case SignalForwarded():
             return [
                 SignalTask(
@@ -133,6 +133,21 @@ def _successor_start(event: WorkflowCompleted, state: WorkflowState) -> StartWor
         definition=None if latest else state.definition,
         continued_from=state.workflow_id,
     )
+
+
+def _passed_on_signals(event: WorkflowCompleted, state: WorkflowState) -> list[Record]:
+    """Signals still queued in a run that continues go to its successor, in order."""
+    return [
+        SignalTask(
+            workflow_id=str(event.continued_as),
+            task_ref=kept["ref"],
+            status=ResultStatus(kept["status"]),
+            output=kept["output"],
+            reason=kept["reason"],
+            requested_at=event.at,
+        )
+        for kept in state.queued_signals
+    ]
 
 
 def command(task: TaskState, state: WorkflowState) -> ExecuteTask:

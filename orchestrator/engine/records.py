@@ -352,6 +352,24 @@ class SignalForwarded(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SignalQueued(Event):
+    """A signal came before its task waited; the task queues signals, so it is kept for it."""
+
+    task_ref: str
+    status: ResultStatus = ResultStatus.COMPLETED
+    output: Json = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalDequeued(Event):
+    """A task that queues signals started and took the oldest signal kept for it."""
+
+    task_id: str
+    task_ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskDispatched(Event):
     """A delayed task's start time came; its command went to the workers."""
 
@@ -534,6 +552,8 @@ AnyEvent = (
     | WorkflowReopened
     | TaskReassigned
     | SignalForwarded
+    | SignalQueued
+    | SignalDequeued
     | TaskDispatched
     | LoopIterated
     | VariablesUpdated
@@ -558,6 +578,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WorkflowReopened,
     TaskReassigned,
     SignalForwarded,
+    SignalQueued,
+    SignalDequeued,
     TaskDispatched,
     LoopIterated,
     VariablesUpdated,

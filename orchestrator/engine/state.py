@@ -91,6 +91,7 @@ class WorkflowState:
     timeout_alerted: bool = False
     continued_from: str | None = None
     continued_as: str | None = None
+    queued_signals: list[Json] = field(default_factory=list)
     tasks: dict[str, TaskState] = field(default_factory=dict)
     _parsed: WorkflowDef | None = field(default=None, compare=False, repr=False)
     _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

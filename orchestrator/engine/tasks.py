@@ -28,6 +28,7 @@ from orchestrator.engine.records import (
     WorkflowFailed,
     WorkflowTerminated,
 )
+from orchestrator.engine.signals import take_queued_signal
 
 Json = Any
 INSTANT = frozenset({"INLINE", "LAMBDA", "JSON_JQ_TRANSFORM", "SET_VARIABLE", "NOOP"})
@@ -66,8 +67,10 @@ def start_task(em: Emitter, task: WorkflowTask, task_id: str, task_input: Json =
         _schedule_worker(em, task, task_id, data)
     elif kind == "WAIT":
         _schedule_wait(em, task, task_id, data)
+        _take_signal(em, task, task_id)
     elif kind == "HUMAN":
         _schedule_human(em, task, task_id, data)
+        _take_signal(em, task, task_id)
     elif kind == "CONTINUE_AS_NEW":
         schedule_task(em, task, task_id, data)
         _continue_as_new(em, task_id, data)
@@ -142,6 +145,12 @@ def _schedule_wait(em: Emitter, task: WorkflowTask, task_id: str, data: Json) ->
         fail_task(em, task_id, f"WAIT {task.taskReferenceName}: {exc}")
         return
     schedule_task(em, task, task_id, data, wait_until=until)
+
+
+def _take_signal(em: Emitter, task: WorkflowTask, task_id: str) -> None:
+    """A task that waits for a signal takes one kept for it, if it still waits."""
+    if not em.current.tasks[task_id].status.terminal:
+        take_queued_signal(em, task, task_id)
 
 
 def _schedule_human(em: Emitter, task: WorkflowTask, task_id: str, data: Json) -> None:

@@ -275,3 +275,88 @@ def test_continue_as_new_with_an_input_that_is_no_object_fails_the_task() -> Non
     assert sim.state().status is WorkflowStatus.FAILED
     assert "input must be an object" in (sim.state().tasks["c"].reason or "")
     assert "wf~2" not in sim.states
+
+
+# Signals that come before their task waits -------------------------------------------------------
+
+QUEUEING = wf(
+    "inbox",
+    {
+        "name": "loop",
+        "taskReferenceName": "loop",
+        "type": "DO_WHILE",
+        "loopCondition": "$.loop['iteration'] < 3",
+        "loopOver": [
+            {
+                "name": "msg",
+                "taskReferenceName": "msg",
+                "type": "WAIT",
+                "inputParameters": {"queueSignals": True},
+            },
+            {
+                "name": "work",
+                "taskReferenceName": "work",
+                "type": "SIMPLE",
+                "inputParameters": {"text": "${msg.output.text}"},
+            },
+        ],
+    },
+    {"name": "other", "taskReferenceName": "other", "type": "WAIT"},
+)
+
+
+def test_signals_that_come_while_the_run_is_busy_wait_for_their_task_in_order() -> None:
+    """Messages sent while a worker task runs are queued and taken by the next WAITs."""
+    sim = Simulation([QUEUEING], {"work": lambda d: {"did": d["text"]}}, manual={"work"})
+    sim.start("inbox")
+    sim.signal("wf", "msg", {"text": "one"})
+    sim.signal("wf", "msg", {"text": "two"})
+    sim.signal("wf", "msg", {"text": "three"})
+    sim.signal("wf", "other", {"x": 1})
+    kinds = sim.kinds()
+    assert kinds.count("SignalQueued") == 2
+    assert kinds[-1] == "RequestRejected"  # "other" does not queue signals
+    assert len(sim.state().queued_signals) == 2
+    while sim.commands:
+        sim.submit(sim.execute(sim.commands.pop(0)))
+    state = sim.state()
+    assert state.status is WorkflowStatus.RUNNING  # now at "other"
+    works = [t.output for t in state.tasks.values() if t.ref_name == "work"]
+    assert works == [{"did": "one"}, {"did": "two"}, {"did": "three"}]
+    assert state.queued_signals == []
+    assert sim.kinds().count("SignalDequeued") == 2
+
+
+def test_signals_still_queued_when_a_run_continues_go_to_the_successor() -> None:
+    """A message queued in the old run is the first one the new run takes."""
+    definition = wf(
+        "relay",
+        {
+            "name": "msg",
+            "taskReferenceName": "msg",
+            "type": "WAIT",
+            "inputParameters": {"queueSignals": True},
+        },
+        {
+            "name": "work",
+            "taskReferenceName": "work",
+            "type": "SIMPLE",
+            "inputParameters": {"text": "${msg.output.text}"},
+        },
+        {
+            "name": "next",
+            "taskReferenceName": "next",
+            "type": "CONTINUE_AS_NEW",
+            "inputParameters": {"input": {"last": "${work.output.did}"}},
+        },
+    )
+    sim = Simulation([definition], {"work": lambda d: {"did": d["text"]}}, manual={"work"})
+    sim.start("relay")
+    sim.signal("wf", "msg", {"text": "one"})
+    sim.signal("wf", "msg", {"text": "two"})
+    sim.submit(sim.execute(sim.commands.pop(0)))
+    assert sim.state().continued_as == "wf~2"
+    successor = sim.state("wf~2")
+    assert successor.input == {"last": "one"}
+    assert successor.tasks["msg"].output == {"text": "two"}
+    assert successor.queued_signals == []
