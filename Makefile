@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,langchain,llamaindex]'
+	$(PY) -m pip install -q -e '.[dev,langchain,llamaindex,examples]'
 	touch $(STAMP)
 
 demo: $(STAMP)
