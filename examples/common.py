@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -33,6 +34,7 @@ from orchestrator.config import Settings
 from orchestrator.dsl.validate import load_definition_file
 from orchestrator.engine.records import Event
 from orchestrator.engine.state import TaskState, WorkflowState
+from orchestrator.errors import OrchestratorError
 from orchestrator.stack import LocalStack
 from workers.llm.fake_server import FakeLLM
 
@@ -62,20 +64,43 @@ class Run:
     def __init__(self, client: Client, workflow_id: str) -> None:
         self.client = client
         self.workflow_id = workflow_id
+        self._answered: set[tuple[str, str]] = set()  # (run id, task id) signalled already
+        self._current = workflow_id  # the run of the chain that last waited
 
     def state(self) -> WorkflowState:
         """The workflow's state now (the fold of its history)."""
         return self.client.status(self.workflow_id)
 
+    def latest(self) -> WorkflowState:
+        """The state of the newest run of the chain (following CONTINUE_AS_NEW successors)."""
+        state = self.state()
+        while state.continued_as is not None:
+            try:
+                state = self.client.status(state.continued_as)
+            except OrchestratorError:
+                break  # the successor has not started yet
+        return state
+
     def waiting_task(self, ref_name: str, *, timeout: float = 60.0) -> TaskState:
-        """Wait until the task ``ref_name`` waits for a signal (a HUMAN or WAIT task); return it."""
+        """Wait until the task ``ref_name`` waits for a signal (a HUMAN or WAIT task); return it.
+
+        A task already answered through :meth:`answer` does not count, so answering twice in a
+        row waits for the next instance rather than signalling the first one again.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            state = self.state()
+            state = self.latest()
             for task in reversed(list(state.tasks.values())):
-                if task.ref_name == ref_name and task.awaiting_signal and not task.status.terminal:
+                fresh = (state.workflow_id, task.task_id) not in self._answered
+                if (
+                    task.ref_name == ref_name
+                    and task.awaiting_signal
+                    and not task.status.terminal
+                    and fresh
+                ):
+                    self._current = state.workflow_id
                     return task
-            if state.status.terminal:
+            if state.status.terminal and state.continued_as is None:
                 raise AssertionError(
                     f"{self.workflow_id} ended {state.status} ({state.reason}) "
                     f"before {ref_name!r} waited"
@@ -87,7 +112,19 @@ class Run:
     def answer(self, ref_name: str, output: dict[str, Json], *, timeout: float = 60.0) -> None:
         """Wait for ``ref_name`` to wait, then complete it with ``output``."""
         task = self.waiting_task(ref_name, timeout=timeout)
-        self.client.signal(self.workflow_id, task.task_id, output=output)
+        self._answered.add((self._current, task.task_id))
+        self.client.signal(self._current, task.task_id, output=output)
+
+    def wait(
+        self, *, timeout: float, on_event: Callable[[Event], None] | None = None
+    ) -> WorkflowState:
+        """Wait for the end of the chain: the last run, after any CONTINUE_AS_NEW."""
+        deadline = time.monotonic() + timeout
+        state = self.client.wait(self.workflow_id, timeout=timeout, on_event=on_event)
+        while state.continued_as is not None:
+            remaining = max(deadline - time.monotonic(), 1.0)
+            state = self.client.wait(state.continued_as, timeout=remaining, on_event=on_event)
+        return state
 
 
 class ExampleStack:
@@ -204,10 +241,31 @@ class ExampleStack:
         return Run(client, workflow_id)
 
     def finish(self, run: Run, on_event: Callable[[Event], None] | None = None) -> WorkflowState:
-        """Drive ``run`` (if the example plays humans), then wait for its end."""
-        if self.example.drive is not None:
-            self.example.drive(run)
-        return run.client.wait(run.workflow_id, timeout=self.example.timeout_s, on_event=on_event)
+        """Drive ``run`` (if the example plays humans) while waiting for the end of its chain."""
+        if self.example.drive is None:
+            return run.wait(timeout=self.example.timeout_s, on_event=on_event)
+        failures: list[BaseException] = []
+
+        def drive() -> None:
+            try:
+                assert self.example.drive is not None
+                self.example.drive(run)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                failures.append(exc)
+
+        driver = threading.Thread(target=drive, name=f"{self.example.name}-drive", daemon=True)
+        driver.start()
+        try:
+            state = run.wait(timeout=self.example.timeout_s, on_event=on_event)
+        except Exception:
+            driver.join(1.0)
+            if failures:
+                raise failures[0] from None
+            raise
+        driver.join(self.example.timeout_s)
+        if failures:
+            raise failures[0]
+        return state
 
 
 def run_example(example: Example, **overrides: Any) -> int:
