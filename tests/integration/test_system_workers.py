@@ -175,7 +175,9 @@ def system(broker_bootstrap: str) -> Iterator[System]:
 
 def create_topic(settings: Settings, topic: str, partitions: int = 1) -> str:
     """Create ``topic`` (KAFKA_PUBLISH leaves topic creation to their owners); return its name."""
-    spec = NewTopic(topic, num_partitions=partitions, replication_factor=1)
+    spec = NewTopic(
+        topic, num_partitions=partitions, replication_factor=settings.replication_factor
+    )
     admin = admin_client(settings)  # kept referenced until the creation is confirmed
     admin.create_topics([spec])[topic].result(10)
     return topic
