@@ -34,6 +34,7 @@ bench: $(STAMP)
 	cd bench && ../$(PY) operators.py
 	cd bench && ../$(PY) recovery.py
 	cd bench && ../$(PY) api.py
+	cd bench && ../$(PY) agent_loop.py
 
 chaos: $(STAMP)
 	$(PY) -m pytest tests/chaos -m chaos -s

@@ -4,7 +4,8 @@
 with FakeLLM([{"match": "capital", "reply": "Paris"}]) as llm:
     llm.base_url           # http://127.0.0.1:<port>/v1, for OPENAI_BASE_URL or a task's baseUrl
     ...                    # call it
-    llm.requests           # every request it received: method, path, headers, body
+    llm.requests           # every request it received: method, path, headers, body, and
+                           # when it arrived and was answered (wall-clock seconds)
 ```
 
 or ``python -m workers.llm.fake_server --port 8099 --script script.json`` (prints
@@ -20,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -51,12 +52,19 @@ _PATHS: dict[tuple[str, str], Endpoint] = {
 
 @dataclass(frozen=True, slots=True)
 class FakeRequest:
-    """One request the fake received (headers with lower-case names)."""
+    """One request the fake received (headers with lower-case names).
+
+    ``received_at`` is when its first line arrived and ``answered_at`` when the reply, built
+    and delayed, started being sent (``None`` until then); both are ``time.time()`` seconds, so
+    they compare with timestamps taken in other processes on the machine.
+    """
 
     method: str
     path: str
     headers: dict[str, str]
     body: Json
+    received_at: float = 0.0
+    answered_at: float | None = None
 
 
 class FakeLLM:
@@ -122,25 +130,42 @@ class FakeLLM:
         self.stop()
 
     def answer(
-        self, method: str, path: str, headers: dict[str, str], body: Json
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Json,
+        *,
+        received_at: float | None = None,
     ) -> tuple[int, Json, float]:
         """Record the request; return (status, JSON body, seconds to wait before sending)."""
+        request = FakeRequest(method, path, headers, body, received_at or time.time())
+        return self._answer(request)[1:]
+
+    def _answer(self, request: FakeRequest) -> tuple[int, int, Json, float]:
+        """Record ``request``; its index in :attr:`requests`, then what :meth:`answer` returns."""
+        method, path, body = request.method, request.path, request.body
         endpoint = _PATHS.get((method, path.rstrip("/")))
         with self._lock:
-            self._requests.append(FakeRequest(method, path, headers, body))
+            index = len(self._requests)
+            self._requests.append(request)
             if endpoint is None:
-                return 404, _error(f"no route {method} {path}", "not_found"), 0.0
+                return index, 404, _error(f"no route {method} {path}", "not_found"), 0.0
             if endpoint != "models" and not isinstance(body, dict):
-                return 400, _error("the body must be a JSON object", "invalid_request_error"), 0.0
+                error = _error("the body must be a JSON object", "invalid_request_error")
+                return index, 400, error, 0.0
             rule, script = self._rule(endpoint, body), self._script
         delay = rule.delay_ms / 1000
         if rule.status != 200:
-            return (
-                rule.status,
-                _error(rule.error or f"scripted status {rule.status}", "fake"),
-                delay,
-            )
-        return 200, _reply(endpoint, body, rule, script), delay
+            error = _error(rule.error or f"scripted status {rule.status}", "fake")
+            return index, rule.status, error, delay
+        return index, 200, _reply(endpoint, body, rule, script), delay
+
+    def _answered(self, index: int) -> None:
+        """Stamp request ``index`` as answered (its reply is being sent) now."""
+        answered_at = time.time()
+        with self._lock:
+            self._requests[index] = replace(self._requests[index], answered_at=answered_at)
 
     def _rule(self, endpoint: Endpoint, body: Json) -> Rule:
         for number, rule in enumerate(self._script.rules):
@@ -269,6 +294,11 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             """Answer from the script."""
             self._serve()
 
+        def parse_request(self) -> bool:
+            """Note when the request line arrived, then parse it."""
+            self.received_at = time.time()
+            return super().parse_request()
+
         def _serve(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {name.lower(): value for name, value in self.headers.items()}
@@ -276,10 +306,13 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 body = orjson.loads(raw) if raw else None
             except orjson.JSONDecodeError:
                 body = raw.decode(errors="replace")
-            status, reply, delay = fake.answer(self.command, self.path, headers, body)
+            request = FakeRequest(self.command, self.path, headers, body, self.received_at)
+            index, status, reply, delay = fake._answer(request)
             if delay:
                 time.sleep(delay)
             payload = orjson.dumps(reply)
+            # Stamped before sending, so a client that has the reply also sees the stamp.
+            fake._answered(index)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
