@@ -34,13 +34,14 @@ from orchestrator.config import Settings
 from orchestrator.dsl.validate import load_definition_file
 from orchestrator.engine.records import Event
 from orchestrator.engine.state import TaskState, WorkflowState
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, WorkflowNotFoundError
 from orchestrator.stack import LocalStack
 from workers.llm.fake_server import FakeLLM
 
 Json = Any
 FAKE_MODEL = "fake-model"
 POLL_S = 0.2
+STARTED_WITHIN_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Run:
         self._current = workflow_id  # the run of the chain that last waited
 
     def state(self) -> WorkflowState:
-        """The workflow's state now (the fold of its history)."""
+        """The workflow's state now (the fold of its history); WorkflowNotFoundError before it."""
         return self.client.status(self.workflow_id)
 
     def latest(self) -> WorkflowState:
@@ -89,7 +90,13 @@ class Run:
         """
         deadline = time.monotonic() + timeout
         while True:
-            state = self.latest()
+            try:
+                state = self.latest()
+            except WorkflowNotFoundError:  # the start request is not processed yet
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(POLL_S)
+                continue
             for task in reversed(list(state.tasks.values())):
                 fresh = (state.workflow_id, task.task_id) not in self._answered
                 if (
@@ -150,7 +157,6 @@ class ExampleStack:
         self.llm: FakeLLM | None = None
         self.stack: LocalStack | None = None
         self.processor: subprocess.Popen[bytes] | None = None
-        self._processors = 0
 
     def __enter__(self) -> Self:
         try:
@@ -214,14 +220,17 @@ class ExampleStack:
         return client
 
     def start_processor(self) -> subprocess.Popen[bytes]:
-        """Start a processor (again, after :meth:`kill_processor`)."""
+        """Start the processor (again, after :meth:`kill_processor`).
+
+        A restart keeps the instance id, hence the transactional id, so the new process fences
+        the killed one and aborts the transaction it left open, as a restarted pod would.
+        """
         assert self.stack is not None
-        self._processors += 1
         self.processor = self.stack.spawn(
             "processor",
             "processor",
             "--instance-id",
-            f"{self.example.name}-{self._processors}",
+            self.example.name,
             log_path=self.logs / "processor.log",
         )
         return self.processor
@@ -233,12 +242,25 @@ class ExampleStack:
         self.processor.wait()
 
     def start(self, workflow_id: str | None = None, input: Json = None) -> Run:
-        """Start the example's workflow; the :class:`Run` to drive and watch it."""
+        """Start the example's workflow; the :class:`Run` to drive and watch it.
+
+        Returns once the processor has begun the run (its first event is readable).
+        """
         client = self.client()
         workflow_id = workflow_id or f"{self.example.name}-{int(time.time() * 1000)}"
         run_input = self.example.input if input is None else input
         client.start(self.example.workflow, input=run_input, workflow_id=workflow_id)
-        return Run(client, workflow_id)
+        run = Run(client, workflow_id)
+        deadline = time.monotonic() + STARTED_WITHIN_S
+        while True:
+            try:
+                run.state()
+            except WorkflowNotFoundError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(POLL_S)
+            else:
+                return run
 
     def finish(self, run: Run, on_event: Callable[[Event], None] | None = None) -> WorkflowState:
         """Drive ``run`` (if the example plays humans) while waiting for the end of its chain."""
