@@ -153,6 +153,8 @@ class Processor:
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._rebalanced = True
+        if self._transaction is not None:
+            self._transaction.rebalanced()
         owned = sorted({tp.partition for tp in partitions if tp.topic == self.topics.requests})
         self._owned.update(owned)
         self._telemetry.rebalanced([])
@@ -175,6 +177,8 @@ class Processor:
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._rebalanced = True
+        if self._transaction is not None:
+            self._transaction.rebalanced()
         numbers = sorted({tp.partition for tp in partitions})
         self._owned.difference_update(numbers)
         self._telemetry.rebalanced(partitions)

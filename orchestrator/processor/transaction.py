@@ -50,6 +50,13 @@ class Transaction:
         self._admin = admin
         self._producer = producer
         self._consumer = consumer
+        # Committed offsets of owned partitions with no position yet, read from the group once
+        # per assignment: only this member commits them until the next rebalance.
+        self._restated: dict[tuple[str, int], int] = {}
+
+    def rebalanced(self) -> None:
+        """Forget what was read from the group: the partitions may have moved meanwhile."""
+        self._restated.clear()
 
     def commit(self, batch: Batch) -> dict[int, int]:
         """Produce everything and the offsets in one transaction and commit it.
@@ -126,10 +133,14 @@ class Transaction:
                 offsets[key] = position.offset
             else:
                 unknown.append(TopicPartition(position.topic, position.partition))
-        if unknown:  # nothing fetched there yet this session: restate what the group holds
-            for committed in self._consumer.committed(unknown, timeout=TX_TIMEOUT_S):
-                if committed.offset >= 0:
-                    offsets[(committed.topic, committed.partition)] = committed.offset
+        missing = [tp for tp in unknown if (tp.topic, tp.partition) not in self._restated]
+        if missing:  # nothing fetched there yet this session: restate what the group holds
+            for committed in self._consumer.committed(missing, timeout=TX_TIMEOUT_S):
+                self._restated[(committed.topic, committed.partition)] = committed.offset
+        for tp in unknown:
+            offset = self._restated[(tp.topic, tp.partition)]
+            if offset >= 0:
+                offsets[(tp.topic, tp.partition)] = offset
         return [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
 
     def _exhausted_letter(self, exhausted: Exhausted, now: int) -> DeadLetter:

@@ -285,6 +285,9 @@ class _Server(ThreadingHTTPServer):
 def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes: with Nagle's algorithm the body would wait for
+        # the client's delayed ACK of the headers (40 ms on Linux loopback).
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             """Answer from the script."""
