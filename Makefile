@@ -2,7 +2,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-integration lint format bench chaos clean
+.PHONY: demo test test-unit test-integration lint format bench chaos clean \
+	example-content example-support example-data example-agent
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -12,6 +13,18 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/orchestrator demo
+
+example-content: $(STAMP)
+	$(PY) -m examples.content
+
+example-support: $(STAMP)
+	$(PY) -m examples.support
+
+example-data: $(STAMP)
+	$(PY) -m examples.data_analysis
+
+example-agent: $(STAMP)
+	$(PY) -m examples.agent
 
 test: $(STAMP)
 	$(PY) -m pytest tests/unit tests/integration tests/replay tests/ui -n 2 --dist loadfile
