@@ -80,6 +80,16 @@ def _waiting(api: httpx.Client, workflow_id: str, ref: str) -> bool:
     return bool(run) and any(t["refName"] == ref and t["awaitingSignal"] for t in run["tasks"])
 
 
+def _start_review(api: httpx.Client, *, bob_has: str) -> str:
+    """Register the escalating review and start it; bob gets ``bob_has`` after alice's 1 s."""
+    assert api.post("/v1/metadata/workflows", json=ESCALATING_REVIEW).status_code == 201
+    started = api.post(
+        "/v1/workflows",
+        json={"name": "escalating_review", "input": {"bobHas": bob_has, "draft": "d"}},
+    )
+    return str(started.json()["workflowId"])
+
+
 def _inbox(api: httpx.Client, assignee: str) -> list[Any]:
     return list(api.get("/v1/human-tasks", params={"assignee": assignee}).json()["results"])
 
@@ -89,12 +99,7 @@ def test_an_overdue_review_moves_to_the_next_reviewer_who_answers(
 ) -> None:
     """alice lets it pass its due time; the task moves to bob's inbox; bob approves."""
     with httpx.Client(base_url=api_server, timeout=10) as api:
-        assert api.post("/v1/metadata/workflows", json=ESCALATING_REVIEW).status_code == 201
-        started = api.post(
-            "/v1/workflows",
-            json={"name": "escalating_review", "input": {"bobHas": "1h", "draft": "d"}},
-        )
-        workflow_id = started.json()["workflowId"]
+        workflow_id = _start_review(api, bob_has="1h")
         rows = assert_eventually(lambda: _inbox(api, "bob"), timeout=30)
         assert rows[0]["workflowId"] == workflow_id
         assert rows[0]["escalationLevel"] == 1
@@ -127,12 +132,7 @@ def test_a_review_nobody_answers_fails_the_workflow(
 ) -> None:
     """Past the last escalation step the review times out and the run fails, saying why."""
     with httpx.Client(base_url=api_server, timeout=10) as api:
-        assert api.post("/v1/metadata/workflows", json=ESCALATING_REVIEW).status_code == 201
-        started = api.post(
-            "/v1/workflows",
-            json={"name": "escalating_review", "input": {"bobHas": "1s", "draft": "d"}},
-        )
-        workflow_id = started.json()["workflowId"]
+        workflow_id = _start_review(api, bob_has="1s")
         run = assert_eventually(
             lambda: (r := _run(api, workflow_id)) and r["status"] == "FAILED" and r, timeout=30
         )

@@ -279,6 +279,19 @@ def test_continue_as_new_with_an_input_that_is_no_object_fails_the_task() -> Non
 
 # Signals that come before their task waits -------------------------------------------------------
 
+MESSAGE = {
+    "name": "msg",
+    "taskReferenceName": "msg",
+    "type": "WAIT",
+    "inputParameters": {"queueSignals": True},
+}
+WORK = {
+    "name": "work",
+    "taskReferenceName": "work",
+    "type": "SIMPLE",
+    "inputParameters": {"text": "${msg.output.text}"},
+}
+
 QUEUEING = wf(
     "inbox",
     {
@@ -287,18 +300,8 @@ QUEUEING = wf(
         "type": "DO_WHILE",
         "loopCondition": "$.loop['iteration'] < 3",
         "loopOver": [
-            {
-                "name": "msg",
-                "taskReferenceName": "msg",
-                "type": "WAIT",
-                "inputParameters": {"queueSignals": True},
-            },
-            {
-                "name": "work",
-                "taskReferenceName": "work",
-                "type": "SIMPLE",
-                "inputParameters": {"text": "${msg.output.text}"},
-            },
+            MESSAGE,
+            WORK,
         ],
     },
     {"name": "other", "taskReferenceName": "other", "type": "WAIT"},
@@ -331,18 +334,8 @@ def test_signals_still_queued_when_a_run_continues_go_to_the_successor() -> None
     """A message queued in the old run is the first one the new run takes."""
     definition = wf(
         "relay",
-        {
-            "name": "msg",
-            "taskReferenceName": "msg",
-            "type": "WAIT",
-            "inputParameters": {"queueSignals": True},
-        },
-        {
-            "name": "work",
-            "taskReferenceName": "work",
-            "type": "SIMPLE",
-            "inputParameters": {"text": "${msg.output.text}"},
-        },
+        MESSAGE,
+        WORK,
         {
             "name": "next",
             "taskReferenceName": "next",
