@@ -18,7 +18,13 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator.api import routes_human, routes_metadata, routes_system, routes_workflows
+from orchestrator.api import (
+    conductor,
+    routes_human,
+    routes_metadata,
+    routes_system,
+    routes_workflows,
+)
 from orchestrator.api.auth import AuthConfig, Authenticator
 from orchestrator.api.fastpath import StartFastPath
 from orchestrator.api.limits import BodyLimit, RateLimit
@@ -103,6 +109,7 @@ def create_app(
     for router in (routes_workflows, routes_metadata, routes_human, routes_system):
         app.include_router(router.router, responses=ERROR_RESPONSES)
     _add_error_handlers(app)
+    conductor.install(app)  # after the handlers: it re-dresses their errors on /api
     app.add_middleware(StartFastPath, owner=app)
     app.add_middleware(RateLimit, rate=lambda: app.state.limits.rate_limit_per_second)
     app.add_middleware(BodyLimit, limit=lambda: app.state.limits.max_body_bytes)

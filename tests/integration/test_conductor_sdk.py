@@ -1,0 +1,167 @@
+"""Conductor's own Python SDK (conductor-python), unchanged, against ``orchestrator api``.
+
+Only the clients that need no task polling: metadata, workflows and task updates. Skipped when
+the SDK is not installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytest.importorskip("conductor.client")
+
+from conductor.client.configuration.configuration import Configuration
+from conductor.client.http.models import (
+    StartWorkflowRequest,
+    TaskDef,
+    TaskResult,
+    WorkflowDef,
+    WorkflowTask,
+)
+from conductor.client.http.rest import ApiException
+from conductor.client.orkes_clients import OrkesClients
+
+from orchestrator.processor.loop import Processor
+from tests.helpers import assert_eventually
+
+pytestmark = [
+    pytest.mark.integration,
+    # The SDK's own serializer calls its deprecated ``owner_app`` property.
+    pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning"),
+]
+Json = Any
+
+
+@pytest.fixture
+def clients(api_server: str, processor_thread: Processor) -> OrkesClients:
+    """The SDK's clients, configured for the API under test, with the definitions registered."""
+    clients = OrkesClients(Configuration(server_api_url=api_server + "/api"))
+    review = WorkflowTask(name="review", task_reference_name="review", type="HUMAN")
+    finish = WorkflowTask(
+        name="finish",
+        task_reference_name="finish",
+        type="INLINE",
+        input_parameters={
+            "evaluatorType": "javascript",
+            "expression": "({approved: $.approved})",
+            "approved": "${review.output.approved}",
+        },
+    )
+    definition = WorkflowDef(
+        name="sdk_review",
+        version=1,
+        tasks=[review, finish],
+        output_parameters={"approved": "${finish.output.result.approved}"},
+    )
+    metadata = clients.get_metadata_client()
+    metadata.register_workflow_def(definition, overwrite=True)
+    metadata.register_task_def(TaskDef(name="sdk_task", retry_count=1))
+    return clients
+
+
+def status_of(clients: OrkesClients, workflow_id: str, wanted: str) -> Any:
+    """Wait until the SDK reads the run with status ``wanted``; return the Workflow."""
+
+    def current() -> Any:
+        run = clients.get_workflow_client().get_workflow(workflow_id, include_tasks=True)
+        assert run.status == wanted, run.status
+        return run
+
+    return assert_eventually(current, timeout=30)
+
+
+def waiting_review(clients: OrkesClients, workflow_id: str) -> Any:
+    """Wait until the run's HUMAN task waits; return the SDK's Task."""
+
+    def current() -> Any:
+        run = clients.get_workflow_client().get_workflow(workflow_id, include_tasks=True)
+        tasks = [t for t in run.tasks if t.reference_task_name == "review"]
+        assert tasks, "review not scheduled yet"
+        assert tasks[-1].status == "IN_PROGRESS", tasks[-1].status
+        return tasks[-1]
+
+    return assert_eventually(current, timeout=30)
+
+
+def test_metadata_through_the_sdk(clients: OrkesClients) -> None:
+    """The SDK's MetadataClient reads back what it registered."""
+    metadata = clients.get_metadata_client()
+    definition = metadata.get_workflow_def("sdk_review")
+    assert definition.name == "sdk_review"
+    assert [t.task_reference_name for t in definition.tasks] == ["review", "finish"]
+    assert "sdk_review" in {d.name for d in metadata.get_all_workflow_defs()}
+    assert metadata.get_task_def("sdk_task").retry_count == 1
+
+
+def test_start_read_and_complete_a_human_task(clients: OrkesClients) -> None:
+    """Start, read the Workflow and its status, complete the HUMAN task: the run completes."""
+    workflows = clients.get_workflow_client()
+    workflow_id = workflows.start_workflow(
+        StartWorkflowRequest(name="sdk_review", input={"order": 7}, correlation_id="sdk-7")
+    )
+    task = waiting_review(clients, workflow_id)
+    status = workflows.get_workflow_status(workflow_id, include_output=True)
+    assert (status.status, status.correlation_id) == ("RUNNING", "sdk-7")
+
+    result = TaskResult(
+        workflow_instance_id=workflow_id,
+        task_id=task.task_id,
+        status="COMPLETED",
+        output_data={"approved": True},
+    )
+    assert clients.get_task_client().update_task(result) == task.task_id
+    run = status_of(clients, workflow_id, "COMPLETED")
+    assert run.output == {"approved": True}
+    assert run.input == {"order": 7}
+
+
+def test_terminate_retry_and_update_by_reference_name(clients: OrkesClients) -> None:
+    """Terminate, retry, pause and resume; the SDK's update by reference name completes the run."""
+    workflows = clients.get_workflow_client()
+    workflow_id = workflows.start_workflow_by_name("sdk_review", {"order": 8})
+    waiting_review(clients, workflow_id)
+    workflows.terminate_workflow(workflow_id, reason="not today")
+    assert status_of(clients, workflow_id, "TERMINATED").reason_for_incompletion == "not today"
+
+    workflows.retry_workflow(workflow_id)
+    waiting_review(clients, workflow_id)
+    workflows.pause_workflow(workflow_id)
+    status_of(clients, workflow_id, "PAUSED")
+    workflows.resume_workflow(workflow_id)
+    status_of(clients, workflow_id, "RUNNING")
+
+    # The SDK wraps the output as {"result": ...}; the definition reads ``approved``.
+    clients.get_task_client().update_task_by_ref_name(
+        workflow_id, "review", "COMPLETED", {"approved": "yes"}
+    )
+    run = status_of(clients, workflow_id, "COMPLETED")
+    assert run.output == {"approved": None}
+    review = next(t for t in run.tasks if t.reference_task_name == "review")
+    assert review.output_data == {"result": {"approved": "yes"}}
+
+
+def test_execute_and_update_synchronously(clients: OrkesClients) -> None:
+    """The SDK's synchronous execute answers at the HUMAN task; its sync update, the run."""
+    workflows = clients.get_workflow_client()
+    started = workflows.execute_workflow(
+        StartWorkflowRequest(name="sdk_review", version=1, input={"order": 9}),
+        request_id="req-9",
+        wait_until_task_ref="review",
+        wait_for_seconds=20,
+    )
+    assert started.status == "RUNNING"
+    assert [t.reference_task_name for t in started.tasks] == ["review"]
+    run = clients.get_task_client().update_task_sync(
+        started.workflow_id, "review", "COMPLETED", {"approved": True}
+    )
+    assert run.workflow_id == started.workflow_id
+    assert status_of(clients, started.workflow_id, "COMPLETED").output == {"approved": True}
+
+
+def test_errors_reach_the_sdk_as_api_exceptions(clients: OrkesClients) -> None:
+    """An unknown run is a 404 the SDK raises as its ApiException."""
+    with pytest.raises(ApiException) as caught:
+        clients.get_workflow_client().get_workflow("no-such-run")
+    assert caught.value.status == 404
