@@ -323,8 +323,12 @@ def _finish_iteration(
         if isinstance(items, list):
             again = iteration < len(items)
         else:
+            # The inputs are resolved again for each check, as Conductor does, so a condition
+            # on ``${workflow.variables.x}`` sees what the body has set.
+            inputs = resolve(task.inputParameters, context(em.current))
             bindings = {
                 **(loop.input or {}),
+                **(inputs if isinstance(inputs, dict) else {}),
                 **body,
                 task.taskReferenceName: {**(loop.output or {}), "iteration": iteration},
             }

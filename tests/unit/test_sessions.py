@@ -353,3 +353,32 @@ def test_signals_still_queued_when_a_run_continues_go_to_the_successor() -> None
     assert successor.input == {"last": "one"}
     assert successor.tasks["msg"].output == {"text": "two"}
     assert successor.queued_signals == []
+
+
+def test_a_loop_condition_sees_variables_the_body_set() -> None:
+    """DO_WHILE inputs are resolved again for each check (Conductor's behaviour)."""
+    definition = wf(
+        "until_done",
+        {
+            "name": "loop",
+            "taskReferenceName": "loop",
+            "type": "DO_WHILE",
+            "inputParameters": {"done": "${workflow.variables.done}"},
+            "loopCondition": "!$.done && $.loop['iteration'] < 10",
+            "loopOver": [
+                {
+                    "name": "mark",
+                    "taskReferenceName": "mark",
+                    "type": "SET_VARIABLE",
+                    "inputParameters": {"done": "${workflow.input.stopAfterFirst}"},
+                }
+            ],
+        },
+        variables={"done": False},
+    )
+    sim = Simulation([definition])
+    sim.start("until_done", {"stopAfterFirst": True})
+    assert sim.state().status is WorkflowStatus.COMPLETED
+    assert sim.state().tasks["loop"].output["iteration"] == 1
+    sim.start("until_done", {"stopAfterFirst": False}, workflow_id="long")
+    assert sim.state("long").tasks["loop"].output["iteration"] == 10
