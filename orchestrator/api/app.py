@@ -26,6 +26,7 @@ from orchestrator.api import (
     routes_workflows,
 )
 from orchestrator.api.auth import AuthConfig, Authenticator
+from orchestrator.api.conductor.polling import Bridge
 from orchestrator.api.fastpath import StartFastPath
 from orchestrator.api.limits import BodyLimit, RateLimit
 from orchestrator.api.projector import Projector
@@ -84,6 +85,8 @@ def create_app(
         projector = Projector(settings, store)
         projector.start()
         app.state.service = Service(settings, store, projector)
+        # HTTP task polling; a task type's consumer starts on its first poll.
+        app.state.bridge = Bridge(settings, app.state.service.publisher)
         log.info("api started", read_dir=str(config.read_dir), auth=authenticator.enabled)
         if watcher is not None:
             watcher.start()  # applies the file now: a bad file stops the start
@@ -92,6 +95,7 @@ def create_app(
         finally:
             if watcher is not None:
                 watcher.stop()
+            app.state.bridge.close()
             app.state.service.close()
             projector.stop()
             store.close()

@@ -1,17 +1,18 @@
 """Conductor's own Python SDK (conductor-python), unchanged, against ``orchestrator api``.
 
-Only the clients that need no task polling: metadata, workflows and task updates. Skipped when
-the SDK is not installed.
+Its metadata, workflow and task clients, and its TaskHandler running a decorated worker that
+polls over HTTP. Skipped when the SDK is not installed.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: the SDK maps task input to a worker function's
+# parameters by their annotations at run time, which must be types, not strings.
 from typing import Any
 
 import pytest
 
 pytest.importorskip("conductor.client")
 
+from conductor.client.automator.task_handler import TaskHandler
 from conductor.client.configuration.configuration import Configuration
 from conductor.client.http.models import (
     StartWorkflowRequest,
@@ -22,6 +23,7 @@ from conductor.client.http.models import (
 )
 from conductor.client.http.rest import ApiException
 from conductor.client.orkes_clients import OrkesClients
+from conductor.client.worker.worker_task import worker_task
 
 from orchestrator.processor.loop import Processor
 from tests.helpers import assert_eventually
@@ -32,6 +34,13 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning"),
 ]
 Json = Any
+HANDLER_WAIT_S = 90.0  # spawning the SDK's worker processes takes seconds on a busy machine
+
+
+@worker_task(task_definition_name="sdk_double", poll_interval_millis=50)
+def sdk_double(n: int) -> dict[str, int]:
+    """The SDK worker of ``sdk_double``: twice its input (runs in a TaskHandler process)."""
+    return {"n": n * 2}
 
 
 @pytest.fixture
@@ -165,3 +174,46 @@ def test_errors_reach_the_sdk_as_api_exceptions(clients: OrkesClients) -> None:
     with pytest.raises(ApiException) as caught:
         clients.get_workflow_client().get_workflow("no-such-run")
     assert caught.value.status == 404
+
+
+def test_task_handler_runs_simple_tasks(clients: OrkesClients, api_server: str) -> None:
+    """The SDK's TaskHandler polls over HTTP and completes the SIMPLE tasks of a workflow."""
+    steps = [
+        WorkflowTask(
+            name="sdk_double",
+            task_reference_name=f"d{i}",
+            type="SIMPLE",
+            input_parameters={"n": "${workflow.input.n}" if i == 0 else "${d0.output.n}"},
+        )
+        for i in range(2)
+    ]
+    definition = WorkflowDef(
+        name="sdk_simple", version=1, tasks=steps, output_parameters={"n": "${d1.output.n}"}
+    )
+    clients.get_metadata_client().register_workflow_def(definition, overwrite=True)
+    workflows = clients.get_workflow_client()
+    workflow_id = workflows.start_workflow(StartWorkflowRequest(name="sdk_simple", input={"n": 3}))
+
+    handler = TaskHandler(
+        configuration=Configuration(server_api_url=api_server + "/api"),
+        scan_for_annotated_workers=True,
+        monitor_processes=False,
+    )
+    handler.start_processes()
+    try:
+
+        def completed() -> Any:
+            try:
+                run = workflows.get_workflow(workflow_id, include_tasks=True)
+            except ApiException as exc:  # 404 until the read model folded the start
+                raise AssertionError(exc.status) from exc
+            if run.status == "FAILED":
+                pytest.fail(f"the run failed: {run.reason_for_incompletion}")
+            assert run.status == "COMPLETED", run.status
+            return run
+
+        run = assert_eventually(completed, timeout=HANDLER_WAIT_S)
+    finally:
+        handler.stop_processes()
+    assert run.output == {"n": 12}
+    assert [t.status for t in run.tasks] == ["COMPLETED", "COMPLETED"]

@@ -3,7 +3,8 @@
 Existing Conductor clients (the SDKs' metadata, workflow and task clients, scripts using the
 REST API) work unchanged against ``orchestrator api``: the routes translate Conductor's
 requests into this engine's request records and its folded state into Conductor's JSON.
-Task polling is not part of it.
+Conductor workers poll for tasks over HTTP; the API takes them from Kafka for them
+(:mod:`orchestrator.api.conductor.polling`).
 """
 
 from __future__ import annotations
