@@ -48,6 +48,7 @@ bench: $(STAMP)
 	cd bench && ../$(PY) recovery.py
 	cd bench && ../$(PY) api.py
 	cd bench && ../$(PY) agent_loop.py
+	cd bench && ../$(PY) conductor_polling.py
 
 chaos: $(STAMP)
 	$(PY) -m pytest tests/chaos -m chaos -s
