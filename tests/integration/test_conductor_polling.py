@@ -280,6 +280,21 @@ def test_a_lease_never_updated_is_released(
     assert all_completed(api, [workflow_id])[0]["output"] == {"by": "late"}
 
 
+def test_an_api_polls_no_more_task_types_than_its_limit(
+    start_api: Callable[[], httpx.Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each polled task type costs a consumer: past ORCH_POLL_MAX_TASK_TYPES a poll is a 409."""
+    monkeypatch.setenv("ORCH_POLL_MAX_TASK_TYPES", "1")
+    api = start_api()
+    first = api.get("/api/tasks/poll/batch/hp_one", params={"timeout": 100})
+    assert first.status_code == 200, first.text
+    again = api.get("/api/tasks/poll/batch/hp_one", params={"timeout": 100})
+    assert again.status_code == 200, again.text
+    refused = api.get("/api/tasks/poll/batch/hp_two", params={"timeout": 100})
+    assert refused.status_code == 409, refused.text
+    assert "ORCH_POLL_MAX_TASK_TYPES" in refused.json()["message"]
+
+
 def test_update_of_an_unknown_task_is_a_404_and_publishes_nothing(
     api: httpx.Client, topics: Settings
 ) -> None:

@@ -49,6 +49,9 @@ class PollingConfig(BaseSettings):
     )
     buffer: int = Field(default=256, ge=1, description="commands buffered per task type")
     wait_ms: int = Field(default=500, ge=0, le=10_000, description="how long a single poll waits")
+    max_task_types: int = Field(
+        default=256, ge=1, description="task types one API process polls at most (a consumer each)"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from orchestrator.api.conductor.updates import TaskUpdate
 from orchestrator.api.publisher import Publisher
 from orchestrator.config import Settings
 from orchestrator.engine.records import ExecuteTask, TaskResult
+from orchestrator.errors import RequestConflictError
 from orchestrator.log.partitioning import partition_for
 from orchestrator.log.topics import Topics
 from orchestrator.telemetry import get_logger
@@ -112,6 +113,12 @@ class Bridge:
         if feed is not None:
             return feed
         async with self._starting:
+            if task_type not in self._feeds and len(self._feeds) >= self.config.max_task_types:
+                raise RequestConflictError(
+                    f"this API already polls {len(self._feeds)} task types, its limit "
+                    f"(ORCH_POLL_MAX_TASK_TYPES); poll {task_type!r} through another API "
+                    "process or raise the limit"
+                )
             if task_type not in self._feeds:
                 loop = asyncio.get_running_loop()
                 self._feeds[task_type] = await asyncio.to_thread(
