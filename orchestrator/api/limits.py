@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from starlette.exceptions import HTTPException
 
+from orchestrator.api.conductor.errors import error_body, is_conductor_path
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -22,8 +24,12 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-async def _refuse(send: Send, status: int, detail: str, headers: list[Any] | None = None) -> None:
-    body = orjson.dumps({"detail": detail})
+async def _refuse(
+    send: Send, status: int, detail: str, headers: list[Any] | None = None, *, path: str = ""
+) -> None:
+    """Answer ``status`` with ``detail``, in Conductor's error shape on its paths."""
+    shaped = error_body(status, detail) if is_conductor_path(path) else {"detail": detail}
+    body = orjson.dumps(shaped)
     await send(
         {
             "type": "http.response.start",
@@ -61,7 +67,9 @@ class BodyLimit:
         limit = self.limit()
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await _refuse(send, 413, f"request body over the limit of {limit} bytes")
+                await _refuse(
+                    send, 413, f"request body over the limit of {limit} bytes", path=scope["path"]
+                )
                 return
         seen = 0
 
@@ -84,7 +92,9 @@ class BodyLimit:
             await self.app(scope, counted, tracked)
         except _TooLargeError:
             if not started:
-                await _refuse(send, 413, f"request body over the limit of {limit} bytes")
+                await _refuse(
+                    send, 413, f"request body over the limit of {limit} bytes", path=scope["path"]
+                )
 
 
 class RateLimit:

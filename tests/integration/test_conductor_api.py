@@ -371,3 +371,11 @@ def test_health(api: httpx.Client) -> None:
     health = api.get("/health").json()
     assert health["healthy"] is True
     assert {r["name"] for r in health["healthResults"]} == {"readModel", "broker"}
+
+
+def test_an_oversize_body_on_api_is_a_conductor_413(api_factory: Any) -> None:
+    """The body limit answers Conductor's error shape on /api, before anything is parsed."""
+    server = api_factory(max_body_bytes=1024)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        response = client.post("/api/workflow/anything", json={"blob": "x" * 4096})
+    assert_conductor_error(response, 413, "over the limit of 1024 bytes")
