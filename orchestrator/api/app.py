@@ -39,6 +39,7 @@ from orchestrator.errors import (
     DefinitionError,
     OrchestratorError,
     RequestConflictError,
+    TopicNameError,
     WorkflowNotFoundError,
 )
 from orchestrator.live_config import ConfigWatcher, LiveConfig, log_level_follower
@@ -161,6 +162,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (WorkflowNotFoundError, 404),
     (RequestConflictError, 409),
     (DefinitionError, 400),
+    (TopicNameError, 400),  # a name from the request that no topic can carry
     (BrokerError, 503),
     (OrchestratorError, 400),
 ]
