@@ -22,12 +22,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from orchestrator.config import Settings
 from orchestrator.engine.records import ExecuteTask, TaskResult
 from orchestrator.errors import BrokerError, OrchestratorError
 from orchestrator.log.codec import CODEC
+from orchestrator.log.commits import commit_offsets, failed_commits
 from orchestrator.log.kafka import make_consumer
 from orchestrator.observability import instruments
 from orchestrator.observability.health import serve_health
@@ -287,30 +288,13 @@ class TaskConsumer:
             return
 
     def _commit(self, offsets: dict[int, int], *, asynchronous: bool) -> None:
-        if not offsets:
-            return
-        positions = [TopicPartition(self.topic, p, o) for p, o in offsets.items()]
-        try:
-            if asynchronous:
-                self._consumer.commit(offsets=positions, asynchronous=True)
-            else:
-                self._consumer.commit(offsets=positions, asynchronous=False)
-        except KafkaException as exc:
-            self._log.warning("offset commit failed", error=str(exc))
+        commit_offsets(
+            self._consumer, self.topic, offsets, asynchronous=asynchronous, log=self._log
+        )
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """Offer the positions of a failed commit again, whether all or some partitions failed."""
-        if error is not None and error.code() == KafkaError._NO_OFFSET:
-            return
-        failed = [tp for tp in partitions if error is not None or tp.error is not None]
-        if failed:
-            reason = error if error is not None else failed[0].error
-            self._log.warning(
-                "offset commit failed; retrying",
-                error=reason.str() if reason is not None else None,
-                partitions=sorted(tp.partition for tp in failed),
-            )
-            self._tracker.commit_failed(tp.partition for tp in failed)
+        self._tracker.commit_failed(failed_commits(error, partitions, self._log))
 
     # Rebalances and shutdown ------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,6 +23,7 @@ from orchestrator.config import Settings
 from orchestrator.engine.records import ExecuteTask, ResultStatus
 from orchestrator.errors import BrokerError, OrchestratorError
 from orchestrator.log.codec import CODEC
+from orchestrator.log.commits import commit_offsets, failed_commits
 from orchestrator.log.kafka import admin_client, make_consumer
 from orchestrator.log.topics import ensure_task_topic
 from orchestrator.telemetry import get_logger
@@ -287,24 +288,13 @@ class Feed:
             self._tracker.done(partition, offset)
 
     def _commit(self, offsets: dict[int, int], *, asynchronous: bool) -> None:
-        if not offsets:
-            return
-        positions = [TopicPartition(self.topic, p, o) for p, o in offsets.items()]
-        try:
-            if asynchronous:
-                self._consumer.commit(offsets=positions, asynchronous=True)
-            else:
-                self._consumer.commit(offsets=positions, asynchronous=False)
-        except KafkaException as exc:
-            self._log.warning("offset commit failed", error=str(exc))
+        commit_offsets(
+            self._consumer, self.topic, offsets, asynchronous=asynchronous, log=self._log
+        )
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        if error is not None and error.code() == KafkaError._NO_OFFSET:
-            return
-        failed = [tp.partition for tp in partitions if error is not None or tp.error is not None]
-        if failed:
-            self._log.warning("offset commit failed; retrying", partitions=sorted(failed))
-            self._tracker.commit_failed(failed)
+        """Offer the positions of a failed commit again, whether all or some partitions failed."""
+        self._tracker.commit_failed(failed_commits(error, partitions, self._log))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._tracker.assign(tp.partition for tp in partitions)
