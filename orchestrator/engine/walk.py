@@ -325,7 +325,8 @@ def _finish_iteration(
         else:
             # The inputs are resolved again for each check, as Conductor does, so a condition
             # on ``${workflow.variables.x}`` sees what the body has set.
-            inputs = resolve(task.inputParameters, context(em.current))
+            parameters = task.inputParameters
+            inputs = resolve(parameters, context(em.current)) if parameters else {}
             bindings = {
                 **(loop.input or {}),
                 **(inputs if isinstance(inputs, dict) else {}),
