@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from orchestrator.api.auth import Role, as_http_exception
-from orchestrator.api.limits import App, Message, Receive, Scope, Send
+from orchestrator.api.limits import App, Message, Receive, Scope, Send, respond_json
 from orchestrator.api.models import StartRequest
 from orchestrator.errors import AuthError, OrchestratorError
 
@@ -41,7 +40,7 @@ class StartFastPath:
             await self.app(scope, receive, send)
             return
         status, body, headers = await self._start(scope, receive)
-        await _respond(send, status, body, headers)
+        await respond_json(send, status, body, headers)
 
     async def _start(self, scope: Scope, receive: Receive) -> tuple[int, Any, list[Any]]:
         found = dict(scope.get("headers", []))
@@ -84,19 +83,3 @@ def _errors(exc: ValidationError) -> list[dict[str, Any]]:
         {"type": e["type"], "loc": ["body", *e["loc"]], "msg": e["msg"]}
         for e in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
-
-
-async def _respond(send: Send, status: int, body: Any, headers: list[Any]) -> None:
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})

@@ -24,24 +24,29 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-async def _refuse(
-    send: Send, status: int, detail: str, headers: list[Any] | None = None, *, path: str = ""
-) -> None:
-    """Answer ``status`` with ``detail``, in Conductor's error shape on its paths."""
-    shaped = error_body(status, detail) if is_conductor_path(path) else {"detail": detail}
-    body = orjson.dumps(shaped)
+async def respond_json(send: Send, status: int, body: Any, headers: list[Any]) -> None:
+    """Send a whole JSON response straight from ASGI middleware."""
+    payload = orjson.dumps(body)
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _refuse(
+    send: Send, status: int, detail: str, headers: list[Any] | None = None, *, path: str = ""
+) -> None:
+    """Answer ``status`` with ``detail``, in Conductor's error shape on its paths."""
+    shaped = error_body(status, detail) if is_conductor_path(path) else {"detail": detail}
+    await respond_json(send, status, shaped, headers or [])
 
 
 class _TooLargeError(HTTPException):
