@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, description="replication factor of new topics")
     session_timeout_ms: int = Field(6000, ge=1000, description="consumer group session timeout")
     connect_timeout_s: float = Field(10.0, gt=0, description="how long to wait for the broker")
+    early_dispatch: bool = Field(
+        True,
+        description="processors send task commands before their transaction commits "
+        "(lower latency; a command of an aborted transaction may run once more)",
+    )
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     otlp_endpoint: str | None = Field(

@@ -39,6 +39,7 @@ from orchestrator.observability.processor import ProcessorTelemetry
 from orchestrator.processor.batch import Batch, apply_input, decode_input, needs_definitions
 from orchestrator.processor.catchup import catch_up
 from orchestrator.processor.definitions import DefinitionTable
+from orchestrator.processor.dispatch import Dispatcher
 from orchestrator.processor.store import PartitionStore, partition_path
 from orchestrator.processor.transaction import TX_TIMEOUT_S, Transaction
 from orchestrator.scripts import ScriptEngine
@@ -67,6 +68,7 @@ class Processor:
         self._definitions: DefinitionTable | None = None
         self._consumer: Any = None
         self._producer: Any = None
+        self._dispatcher: Dispatcher | None = None
         self._transaction: Transaction | None = None
         self._catchup: Any = None
         self._scripts = ScriptEngine()
@@ -117,6 +119,8 @@ class Processor:
             **{"transaction.timeout.ms": 60000},
         )
         self._producer.init_transactions(TX_TIMEOUT_S)
+        if self.settings.early_dispatch:
+            self._dispatcher = Dispatcher(self.settings)
         self._catchup = make_consumer(
             self.settings, group_id=None, **{"enable.partition.eof": True}
         )
@@ -133,6 +137,7 @@ class Processor:
             admin=self._admin,
             producer=self._producer,
             consumer=self._consumer,
+            dispatcher=self._dispatcher,
         )
         log.info("processor session started", instance=self.instance_id, group=self.group_id)
 
@@ -149,6 +154,9 @@ class Processor:
         if self._producer is not None:
             self._producer.flush(5)
             self._producer = None
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+            self._dispatcher = None
         self._close_stores(list(self.stores))
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:

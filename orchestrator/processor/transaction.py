@@ -1,6 +1,8 @@
 """Steps 2 and 3 of a batch: one Kafka transaction with its events, commands and offsets.
 
-Every record carries a ``type`` header and the ``traceparent`` the processor's telemetry
+With a :class:`~orchestrator.processor.dispatch.Dispatcher` (``early_dispatch``), the task
+commands are sent just before the transaction instead of inside it, and confirmed before the
+commit. Every record carries a ``type`` header and the ``traceparent`` the processor's telemetry
 chooses for it (:mod:`orchestrator.observability.processor`). The consumed offsets go into the
 transaction together with the position of every other owned partition, which fences an
 instance that lost its partitions (KIP-447).
@@ -9,6 +11,7 @@ instance that lost its partitions (KIP-447).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -24,9 +27,12 @@ from orchestrator.log.topics import Topics, ensure_task_topic
 from orchestrator.observability.processor import HeaderList, ProcessorTelemetry
 from orchestrator.observability.propagation import TRACEPARENT
 from orchestrator.processor.batch import Batch, Outbound
+from orchestrator.processor.dispatch import Dispatcher
 from orchestrator.telemetry import get_logger
 
 __all__ = ["TX_TIMEOUT_S", "Transaction"]
+
+_Send = Callable[[str, bytes | None, bytes, HeaderList], None]
 
 log = get_logger(__name__)
 TX_TIMEOUT_S = 30.0
@@ -43,6 +49,7 @@ class Transaction:
         admin: AdminClient,
         producer: Producer,
         consumer: Consumer,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
@@ -50,6 +57,7 @@ class Transaction:
         self._admin = admin
         self._producer = producer
         self._consumer = consumer
+        self._dispatcher = dispatcher
         # Committed offsets of owned partitions with no position yet, read from the group once
         # per assignment: only this member commits them until the next rebalance.
         self._restated: dict[tuple[str, int], int] = {}
@@ -71,23 +79,30 @@ class Transaction:
                 partition = message.partition()
                 last_offsets[partition] = max(last_offsets.get(partition, -1), message.offset())
 
-        commands = [o.record for o in batch.outbox if isinstance(o.record, ExecuteTask)]
-        for task_type in {command.task_type for command in commands}:
+        commands = [o for o in batch.outbox if isinstance(o.record, ExecuteTask)]
+        for task_type in {getattr(o.record, "task_type", "") for o in commands}:
             ensure_task_topic(self._admin, self.settings, task_type)
+        early = self._dispatcher
         began = time.perf_counter()
         try:
+            if early is not None:
+                for command in commands:
+                    self._produce_outbound(batch, command, early.send)
             self._producer.begin_transaction()
             for partition, event in batch.events:
                 self._produce_event(batch, partition, event, delivered)
             for outbound in batch.outbox:
-                self._produce_outbound(batch, outbound)
+                if early is None or not isinstance(outbound.record, ExecuteTask):
+                    self._produce_outbound(batch, outbound)
             for letter in batch.dead_letters:
                 self._produce(self.topics.dead_letters, letter.key, letter)
             self._producer.send_offsets_to_transaction(
                 self._fencing_offsets(batch), self._consumer.consumer_group_metadata(), TX_TIMEOUT_S
             )
+            if early is not None:
+                early.confirm(TX_TIMEOUT_S)
             self._producer.commit_transaction(TX_TIMEOUT_S)
-        except KafkaException as exc:
+        except (KafkaException, TransactionError) as exc:
             self._abort()
             raise TransactionError(
                 f"transaction of {len(batch.events)} events failed: {exc}"
@@ -106,7 +121,9 @@ class Transaction:
             on_delivery=delivered,
         )
 
-    def _produce_outbound(self, batch: Batch, outbound: Outbound) -> None:
+    def _produce_outbound(
+        self, batch: Batch, outbound: Outbound, send: _Send | None = None
+    ) -> None:
         traceparent = self._telemetry.outbound_traceparent(batch, outbound)
         record = outbound.record
         if isinstance(record, Exhausted):
@@ -114,7 +131,7 @@ class Transaction:
             self._produce(self.topics.dead_letters, letter.key, letter, traceparent=traceparent)
             return
         topic, home = self._route(record)
-        self._produce(topic, record.workflow_id, record, home, traceparent=traceparent)
+        self._produce(topic, record.workflow_id, record, home, traceparent=traceparent, send=send)
 
     def _fencing_offsets(self, batch: Batch) -> list[TopicPartition]:
         """The batch's consumed offsets, plus the positions of every other owned partition.
@@ -173,18 +190,18 @@ class Transaction:
         partition: int | None = None,
         *,
         traceparent: str | None = None,
+        send: _Send | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {} if partition is None else {"partition": partition}
+        """Produce ``record`` in the transaction, or through ``send`` (early dispatch)."""
         headers: HeaderList = [("type", CODEC.type_name(record))]
         if traceparent is not None:
             headers.append((TRACEPARENT, traceparent))
-        self._producer.produce(
-            topic,
-            key=key.encode() if key is not None else None,
-            value=CODEC.encode(record),
-            headers=headers,
-            **kwargs,
-        )
+        encoded_key, value = (key.encode() if key is not None else None), CODEC.encode(record)
+        if send is not None:  # task commands only, which the partitioner places by key
+            send(topic, encoded_key, value, headers)
+            return
+        kwargs: dict[str, Any] = {} if partition is None else {"partition": partition}
+        self._producer.produce(topic, key=encoded_key, value=value, headers=headers, **kwargs)
 
     def _abort(self) -> None:
         try:
