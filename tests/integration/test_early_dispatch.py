@@ -47,19 +47,28 @@ PAIR = parse_definition(
 )  # fmt: skip
 
 
-def run_processor(settings: Settings) -> Callable[[], None]:
-    """Start a processor thread for ``settings``; return what stops it."""
-    processor = Processor(settings, "early")
-    stop = threading.Event()
-    thread = threading.Thread(target=processor.run, args=(stop,), daemon=True)
-    thread.start()
-    assert processor.ready.wait(30), "the processor got no partitions within 30 s"
-
-    def halt() -> None:
-        stop.set()
-        thread.join(30)
-
-    return halt
+def run_pair(processor_settings: Settings, client: Client, workflow_id: str, v: int) -> Any:
+    """Run ``pair`` to its end with a processor of ``processor_settings`` and a doubling worker."""
+    processor = Processor(processor_settings, "early")
+    stops = [threading.Event(), threading.Event()]
+    worker = Worker(name="doubler")
+    worker.task("double")(lambda task_input: {"v": task_input["v"] * 2})
+    threads = [
+        threading.Thread(target=processor.run, args=(stops[0],), daemon=True),
+        threading.Thread(
+            target=worker.run, args=(client.settings,), kwargs={"stop": stops[1]}, daemon=True
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        assert processor.ready.wait(30), "the processor got no partitions within 30 s"
+        client.start("pair", input={"v": v}, workflow_id=workflow_id)
+        return client.wait(workflow_id, timeout=60)
+    finally:
+        for stop, thread in zip(stops, threads, strict=True):
+            stop.set()
+            thread.join(30)
 
 
 def commands(settings: Settings, task_type: str) -> Counter[tuple[str, str, int]]:
@@ -120,22 +129,7 @@ def test_an_aborted_transaction_after_dispatch_runs_a_task_again_but_logs_it_onc
         CommitFailsOnce, "before_commit", lambda: early.append(commands(topics, "double"))
     )
     client.register([PAIR])
-    halt = run_processor(topics)
-    worker_stop = threading.Event()
-    worker = Worker(name="doubler")
-    worker.task("double")(lambda task_input: {"v": task_input["v"] * 2})
-    worker_thread = threading.Thread(
-        target=worker.run, args=(topics,), kwargs={"stop": worker_stop}, daemon=True
-    )
-    worker_thread.start()
-    try:
-        client.start("pair", input={"v": 3}, workflow_id="wf-abort")
-        final = client.wait("wf-abort", timeout=60)
-    finally:
-        worker_stop.set()
-        worker_thread.join(30)
-        halt()
-
+    final = run_pair(topics, client, "wf-abort", 3)
     assert CommitFailsOnce.failed, "the injected failure never happened"
     assert early == [Counter({("wf-abort", "first", 1): 1})], "the command left before the commit"
     assert final.status == "COMPLETED"
@@ -157,23 +151,8 @@ def test_commands_inside_the_transaction_when_early_dispatch_is_off(
     topics: Settings, client: Client
 ) -> None:
     """``early_dispatch=False``: the same run, each command once, through the transaction."""
-    settings = topics.model_copy(update={"early_dispatch": False})
     client.register([PAIR])
-    halt = run_processor(settings)
-    worker_stop = threading.Event()
-    worker = Worker(name="doubler")
-    worker.task("double")(lambda task_input: {"v": task_input["v"] * 2})
-    worker_thread = threading.Thread(
-        target=worker.run, args=(topics,), kwargs={"stop": worker_stop}, daemon=True
-    )
-    worker_thread.start()
-    try:
-        client.start("pair", input={"v": 5}, workflow_id="wf-inside")
-        final = client.wait("wf-inside", timeout=60)
-    finally:
-        worker_stop.set()
-        worker_thread.join(30)
-        halt()
+    final = run_pair(topics.model_copy(update={"early_dispatch": False}), client, "wf-inside", 5)
     assert final.status == "COMPLETED"
     assert final.output == {"v": 20}
     sent = commands(topics, "double")
