@@ -22,13 +22,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message
 
 from orchestrator.config import Settings
 from orchestrator.engine.records import ExecuteTask, TaskResult
 from orchestrator.errors import BrokerError, OrchestratorError
 from orchestrator.log.codec import CODEC
-from orchestrator.log.commits import commit_offsets, failed_commits
 from orchestrator.log.kafka import make_consumer
 from orchestrator.observability import instruments
 from orchestrator.observability.health import serve_health
@@ -36,6 +35,7 @@ from orchestrator.observability.propagation import header
 from orchestrator.observability.worker import TaskAttempt
 from orchestrator.telemetry import get_logger
 from orchestrator.worker_executors import HandlerLoop, HandlerThreads, Slots
+from orchestrator.worker_group import GroupMember
 from orchestrator.worker_handlers import Handler, picked_up
 from orchestrator.worker_offsets import OffsetTracker
 from orchestrator.worker_publisher import Publisher
@@ -67,7 +67,7 @@ class Shared:
     worker_id: str
 
 
-class TaskConsumer:
+class TaskConsumer(GroupMember):
     """Consumes ``tasks.<type>`` in the group ``<prefix>worker.<type>`` and runs one handler."""
 
     def __init__(self, shared: Shared, handler: Handler) -> None:
@@ -148,16 +148,6 @@ class TaskConsumer:
             # The slots went to other task types meanwhile: keep this record, fetch no more.
             self._held = batch[0]
             self._pause(True)
-
-    def _pause(self, paused: bool) -> None:
-        if paused == self._paused:
-            return
-        assignment = self._consumer.assignment()
-        if paused:
-            self._consumer.pause(assignment)
-        else:
-            self._consumer.resume(assignment)
-        self._paused = paused
 
     def _dispatch(self, messages: list[Message], *, reserved: int) -> None:
         used = 0
@@ -287,38 +277,15 @@ class TaskConsumer:
         except queue.Empty:
             return
 
-    def _commit(self, offsets: dict[int, int], *, asynchronous: bool) -> None:
-        commit_offsets(
-            self._consumer, self.topic, offsets, asynchronous=asynchronous, log=self._log
-        )
+    # Rebalances and shutdown (the rest is GroupMember's) ------------------------------------
 
-    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        """Offer the positions of a failed commit again, whether all or some partitions failed."""
-        self._tracker.commit_failed(failed_commits(error, partitions, self._log))
-
-    # Rebalances and shutdown ------------------------------------------------------------------
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._tracker.assign(tp.partition for tp in partitions)
-        if self._paused:
-            consumer.assign(partitions)
-            consumer.pause(partitions)
-        self._log.info("partitions assigned", partitions=sorted(tp.partition for tp in partitions))
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        numbers = [tp.partition for tp in partitions]
+    def _forget(self, numbers: list[int]) -> None:
         if self._held is not None and self._held.partition() in numbers:
             self._held = None
+
+    def _settle_done(self) -> None:
         self._producer.poll(0)
         self._apply_reports()
-        self._commit(self._tracker.positions(numbers), asynchronous=False)
-        self._tracker.revoke(numbers)
-        self._log.info("partitions revoked", partitions=sorted(numbers))
-
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._held = None
-        self._tracker.revoke(tp.partition for tp in partitions)
-        self._log.warning("partitions lost", partitions=sorted(tp.partition for tp in partitions))
 
     def _finish(self, deadline: float) -> None:
         """Graceful stop: wait for running handlers until ``deadline``, then commit what is done."""

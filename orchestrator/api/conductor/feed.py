@@ -15,7 +15,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, Message
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,10 +23,10 @@ from orchestrator.config import Settings
 from orchestrator.engine.records import ExecuteTask, ResultStatus
 from orchestrator.errors import BrokerError, OrchestratorError
 from orchestrator.log.codec import CODEC
-from orchestrator.log.commits import commit_offsets, failed_commits
 from orchestrator.log.kafka import admin_client, make_consumer
 from orchestrator.log.topics import ensure_task_topic
 from orchestrator.telemetry import get_logger
+from orchestrator.worker_group import GroupMember
 from orchestrator.worker_offsets import OffsetTracker
 
 __all__ = ["Feed", "Handout", "Lease", "PollingConfig"]
@@ -85,7 +85,7 @@ class Handout:
     lease: Lease
 
 
-class Feed:
+class Feed(GroupMember):
     """One task type's consumer, buffer and leases.
 
     The consumer thread owns the consumer and the offset tracker; the buffer and the leases
@@ -213,10 +213,10 @@ class Feed:
                     self._expire(now)
                     next_expiry = now + EXPIRE_INTERVAL_S
                 if now >= next_commit:
-                    self._apply_done()
+                    self._settle_done()
                     self._commit(self._tracker.committable(), asynchronous=True)
                     next_commit = now + COMMIT_INTERVAL_S
-            self._apply_done()
+            self._settle_done()
             self._commit(self._tracker.positions(), asynchronous=False)
         except Exception:
             self._log.exception("polling bridge consumer failed")
@@ -258,16 +258,6 @@ class Feed:
             return None
         return _Command(record, partition, offset)
 
-    def _pause(self, paused: bool) -> None:
-        if paused == self._paused:
-            return
-        assignment = self._consumer.assignment()
-        if paused:
-            self._consumer.pause(assignment)
-        else:
-            self._consumer.resume(assignment)
-        self._paused = paused
-
     def _expire(self, now: float) -> None:
         limit = now - self._config.lease_s
         with self._lock:
@@ -282,48 +272,18 @@ class Feed:
                 lease_s=self._config.lease_s,
             )
 
-    def _apply_done(self) -> None:
+    def _settle_done(self) -> None:
         while self._done:
             partition, offset = self._done.popleft()
             self._tracker.done(partition, offset)
 
-    def _commit(self, offsets: dict[int, int], *, asynchronous: bool) -> None:
-        commit_offsets(
-            self._consumer, self.topic, offsets, asynchronous=asynchronous, log=self._log
-        )
-
-    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        """Offer the positions of a failed commit again, whether all or some partitions failed."""
-        self._tracker.commit_failed(failed_commits(error, partitions, self._log))
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._tracker.assign(tp.partition for tp in partitions)
-        if self._paused:
-            consumer.assign(partitions)
-            consumer.pause(partitions)
-        self._log.info("partitions assigned", partitions=sorted(tp.partition for tp in partitions))
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        numbers = self._drop(partitions)
-        self._apply_done()
-        self._commit(self._tracker.positions(numbers), asynchronous=False)
-        self._tracker.revoke(numbers)
-        self._log.info("partitions revoked", partitions=sorted(numbers))
-
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._tracker.revoke(self._drop(partitions))
-        self._log.warning("partitions lost", partitions=sorted(tp.partition for tp in partitions))
-
-    def _drop(self, partitions: list[TopicPartition]) -> list[int]:
-        """Forget buffered commands of ``partitions``: their new owner gets them (uncommitted).
+    def _forget(self, numbers: list[int]) -> None:
+        """Forget buffered commands of ``numbers``: their new owner gets them (uncommitted).
 
         Leases on them stay, so their updates are still published directly.
         """
-        numbers = [tp.partition for tp in partitions]
         with self._lock:
-            kept = [c for c in self._buffer if c.partition not in numbers]
-            self._buffer = deque(kept)
-        return numbers
+            self._buffer = deque(c for c in self._buffer if c.partition not in numbers)
 
     def close(self) -> None:
         """Stop consuming, commit what is done, and leave the group."""
