@@ -102,8 +102,16 @@ class BodyLimit:
                 )
 
 
+LIMITED_PREFIXES = ("/v1/", "/api/")
+UNLIMITED_PREFIXES = ("/api/tasks/poll/",)  # pollers come back often by design
+
+
 class RateLimit:
-    """A token bucket per caller (its bearer token, else its address); 429 when empty."""
+    """A token bucket per caller (its bearer token, else its address); 429 when empty.
+
+    It covers both APIs (``/v1`` and Conductor's ``/api``) but not task polling, health and the
+    UI's static files.
+    """
 
     def __init__(self, app: App, rate: Callable[[], float]) -> None:
         self.app = app
@@ -114,7 +122,13 @@ class RateLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on while the caller has tokens left."""
         rate = self.rate()
-        if scope["type"] != "http" or rate <= 0 or not scope["path"].startswith("/v1/"):
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or rate <= 0
+            or not path.startswith(LIMITED_PREFIXES)
+            or path.startswith(UNLIMITED_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         if not self._take(_caller(scope), rate):
@@ -124,6 +138,7 @@ class RateLimit:
                 429,
                 f"rate limit of {rate:g} requests/s exceeded",
                 [(b"retry-after", str(retry).encode())],
+                path=path,
             )
             return
         await self.app(scope, receive, send)
