@@ -1,7 +1,15 @@
-"""Integration fixtures: topics per test, processors as real child processes or threads."""
+"""Integration fixtures: topics per test, processors as real child processes or threads.
+
+Most tests get topics of their own (``topics``). A module whose tests keep apart by workflow ids
+and definition names may share one set of topics, one processor thread and one API between its
+tests instead (``module_topics``, ``module_processor``, ``module_api``), or one example
+application's stack (``shared_example_stack``, ``next_test``): a processor costs seconds to join
+its group and catch up, and a child process more to start.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,11 +19,14 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 
+from examples.common import Example, ExampleStack
 from orchestrator.api.app import ApiConfig, create_app
 from orchestrator.api.auth import AuthConfig
 from orchestrator.client import Client
@@ -24,6 +35,19 @@ from orchestrator.log.kafka import admin_client
 from orchestrator.log.topics import ensure_topics
 from orchestrator.processor.loop import Processor
 from tests.helpers import assert_eventually
+
+#: The consumer-group session timeout of every client and child process in these tests. tansu
+#: answers a JoinGroup only after about half of it (one second at least), and a killed member
+#: leaves its group only when it expires, so the default (6 s) adds 3 s to every start of a
+#: processor, worker or polling feed and 6 s to every kill. Heartbeats go every third of it.
+SESSION_TIMEOUT_MS = 2000
+
+
+@pytest.fixture(autouse=True)
+def _short_session_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``Settings`` of the test, and every child process it starts, uses
+    ``SESSION_TIMEOUT_MS`` (autouse fixtures run before ``settings`` reads the environment)."""
+    monkeypatch.setenv("ORCH_SESSION_TIMEOUT_MS", str(SESSION_TIMEOUT_MS))
 
 
 @pytest.fixture
@@ -95,17 +119,26 @@ def processor_processes(topics: Settings, tmp_path: Path) -> Iterator[ProcessorP
     factory.close()
 
 
-@pytest.fixture
-def processor_thread(topics: Settings) -> Iterator[Processor]:
-    """A processor running in a thread of the test process, ready (partitions assigned)."""
-    processor = Processor(topics, "thread")
+@contextlib.contextmanager
+def running_processor(settings: Settings) -> Iterator[Processor]:
+    """A processor in a thread of the test process, ready (partitions assigned); then stopped."""
+    processor = Processor(settings, "thread")
     stop = threading.Event()
     thread = threading.Thread(target=processor.run, args=(stop,), daemon=True)
     thread.start()
-    assert processor.ready.wait(30), "the processor got no partitions within 30 s"
-    yield processor
-    stop.set()
-    thread.join(30)
+    try:
+        assert processor.ready.wait(30), "the processor got no partitions within 30 s"
+        yield processor
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+@pytest.fixture
+def processor_thread(topics: Settings) -> Iterator[Processor]:
+    """A processor running in a thread of the test process, ready (partitions assigned)."""
+    with running_processor(topics) as processor:
+        yield processor
 
 
 class ApiServer:
@@ -159,3 +192,66 @@ def api_factory(topics: Settings, tmp_path: Path) -> Iterator[Callable[..., ApiS
 def api_server(api_factory: Callable[..., ApiServer]) -> str:
     """The base URL of an API with authentication off (development mode)."""
     return api_factory().url
+
+
+@pytest.fixture(scope="module")
+def module_topics(broker_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Topics (created) that every test of the module shares, named like ``settings``' own.
+
+    Module fixtures are set up before the environment fixture above, so the session timeout
+    is given here.
+    """
+    settings = Settings(
+        bootstrap=broker_bootstrap,
+        topic_prefix=f"m{uuid4().hex[:8]}.",
+        state_dir=tmp_path_factory.mktemp("module") / "state",
+        partitions=6,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+    )
+    ensure_topics(admin_client(settings), settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def module_processor(module_topics: Settings) -> Iterator[Processor]:
+    """A processor thread on ``module_topics`` that every test of the module shares."""
+    with running_processor(module_topics) as processor:
+        yield processor
+
+
+@pytest.fixture(scope="module")
+def module_api(
+    module_topics: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    """An API (authentication off) on ``module_topics`` that every test of the module shares."""
+    config = ApiConfig(
+        auth=AuthConfig(enabled=False), read_dir=tmp_path_factory.mktemp("module-read-model")
+    )
+    server = ApiServer(module_topics, config, None)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def shared_example_stack(example: Example, settings: Settings) -> Iterator[ExampleStack]:
+    """``example``'s stack on ``settings``' topics (created), for the tests of a module to share.
+
+    Its processor and workers are child processes started now, before any test's environment
+    fixture runs, so the session timeout is set for them here.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ORCH_SESSION_TIMEOUT_MS", str(SESSION_TIMEOUT_MS))
+        with ExampleStack(example, settings, embedded_broker=False) as stack:
+            yield stack
+
+
+def next_test(stack: ExampleStack) -> ExampleStack:
+    """``stack`` ready for the next test: its fake LLM's script loaded again (rule counts
+    forgotten), and a processor running even if the last test failed with it killed."""
+    if stack.llm is not None and stack.example.fake_script is not None:
+        stack.llm.load(orjson.loads(stack.example.fake_script.read_bytes()))
+    if stack.processor is None or stack.processor.poll() is not None:
+        stack.start_processor()
+    return stack

@@ -14,6 +14,7 @@ import pytest
 
 from orchestrator.processor.loop import Processor
 from tests.helpers import assert_eventually
+from tests.integration.conftest import ApiServer
 
 pytestmark = pytest.mark.integration
 Json = Any
@@ -75,10 +76,15 @@ WORK = {
 CONDUCTOR_ERROR_KEYS = {"status", "message", "instance", "retryable"}
 
 
-@pytest.fixture
-def api(api_server: str, processor_thread: Processor) -> Iterator[httpx.Client]:
-    """A client of an API (auth off) with a processor running and the definitions registered."""
-    with httpx.Client(base_url=api_server, timeout=30) as client:
+@pytest.fixture(scope="module")
+def api(module_api: ApiServer, module_processor: Processor) -> Iterator[httpx.Client]:
+    """A client of an API (auth off) with a processor running and the definitions registered.
+
+    The tests share them: each starts runs of its own (ids from the API; request and
+    correlation ids apart), and what one changes (version 2 of ``c_quick``, deleted again; the
+    ``c_encode`` task definition's retries) changes nothing another asserts.
+    """
+    with httpx.Client(base_url=module_api.url, timeout=30) as client:
         registered = client.put("/api/metadata/workflow", json=[QUICK, GATED, REVIEWED, WORK])
         assert registered.status_code == 200, registered.text
         yield client

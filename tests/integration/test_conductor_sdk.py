@@ -27,6 +27,7 @@ from conductor.client.worker.worker_task import worker_task
 
 from orchestrator.processor.loop import Processor
 from tests.helpers import assert_eventually
+from tests.integration.conftest import ApiServer
 
 pytestmark = [
     pytest.mark.integration,
@@ -43,8 +44,14 @@ def sdk_double(n: int) -> dict[str, int]:
     return {"n": n * 2}
 
 
-@pytest.fixture
-def clients(api_server: str, processor_thread: Processor) -> OrkesClients:
+@pytest.fixture(scope="module")
+def api_server(module_api: ApiServer) -> str:
+    """The base URL of the API the module's tests share (auth off); their runs keep apart."""
+    return module_api.url
+
+
+@pytest.fixture(scope="module")
+def clients(api_server: str, module_processor: Processor) -> OrkesClients:
     """The SDK's clients, configured for the API under test, with the definitions registered."""
     clients = OrkesClients(Configuration(server_api_url=api_server + "/api"))
     review = WorkflowTask(name="review", task_reference_name="review", type="HUMAN")
@@ -70,11 +77,22 @@ def clients(api_server: str, processor_thread: Processor) -> OrkesClients:
     return clients
 
 
+def read_run(clients: OrkesClients, workflow_id: str) -> Any:
+    """The run as the SDK reads it; a 404 (the read model has not folded its start yet) fails
+    as an assertion, so that ``assert_eventually`` tries again."""
+    try:
+        return clients.get_workflow_client().get_workflow(workflow_id, include_tasks=True)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        raise AssertionError(f"{workflow_id} is not readable yet") from exc
+
+
 def status_of(clients: OrkesClients, workflow_id: str, wanted: str) -> Any:
     """Wait until the SDK reads the run with status ``wanted``; return the Workflow."""
 
     def current() -> Any:
-        run = clients.get_workflow_client().get_workflow(workflow_id, include_tasks=True)
+        run = read_run(clients, workflow_id)
         assert run.status == wanted, run.status
         return run
 
@@ -85,7 +103,7 @@ def waiting_review(clients: OrkesClients, workflow_id: str) -> Any:
     """Wait until the run's HUMAN task waits; return the SDK's Task."""
 
     def current() -> Any:
-        run = clients.get_workflow_client().get_workflow(workflow_id, include_tasks=True)
+        run = read_run(clients, workflow_id)
         tasks = [t for t in run.tasks if t.reference_task_name == "review"]
         assert tasks, "review not scheduled yet"
         assert tasks[-1].status == "IN_PROGRESS", tasks[-1].status

@@ -1,6 +1,6 @@
 """The content pipeline example end to end: broker, processor and workers as child processes.
 
-Each test runs ``examples.content`` on the session's broker with its own topics, against the
+The tests share one stack of ``examples.content`` on the session's broker, against the
 fake LLM (the first quality check scores 4, the next 8.5, so the drafting loop runs twice) and a
 real publication endpoint on 127.0.0.1. The tests play the editor themselves.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,6 +27,7 @@ from orchestrator.config import Settings
 from orchestrator.engine.records import Event, LoopIterated, TaskScheduled, TaskStatus
 from orchestrator.engine.state import WorkflowState
 from tests.helpers import assert_eventually
+from tests.integration.conftest import next_test, shared_example_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -57,6 +57,22 @@ def expected_output(receiver: PublicationReceiver) -> Json:
     }
 
 
+@pytest.fixture(scope="module")
+def shared_stack(module_topics: Settings) -> Iterator[ExampleStack]:
+    """The example's stack, shared by the module's tests. No run starts with its default input:
+    each test starts runs of its own whose input names its own receiver, and plays the editor."""
+    example = dataclasses.replace(content_example(publish_url=""), input={}, drive=None)
+    with shared_example_stack(example, module_topics) as running:
+        yield running
+
+
+@pytest.fixture
+def stack(shared_stack: ExampleStack) -> ExampleStack:
+    """The shared stack, ready for the test (the fake LLM's script loaded again, so that the
+    first quality check of the run scores 4 again)."""
+    return next_test(shared_stack)
+
+
 @pytest.fixture
 def receiver() -> Iterator[PublicationReceiver]:
     """A publication endpoint on 127.0.0.1."""
@@ -75,22 +91,20 @@ def finish(run: Run) -> WorkflowState:
 
 
 def test_approved_article_is_published_after_two_drafts(
-    topics: Settings, receiver: PublicationReceiver
+    stack: ExampleStack, receiver: PublicationReceiver
 ) -> None:
     """Two drafts (the second with the first's issues), review by 'editor', one POST, the URL."""
-    example = dataclasses.replace(content_example(receiver.publish_url), drive=None)
-    with ExampleStack(example, topics, embedded_broker=False) as stack:
-        run = stack.start()
-        review = run.waiting_task("review", timeout=RUN_TIMEOUT_S)
-        assert review.input["assignee"] == "editor"
-        assert review.input["group"] == "editors"
-        assert review.input["draft"] == FINAL_DRAFT["body"]
-        assert review.input["score"] == 8.5
-        assert review.input["escalation"] == [{"assignee": "chief-editor", "dueIn": "1h"}]
-        assert receiver.publications == []
-        run.answer("review", {"approved": True, "comments": "Ship it."})
-        state = finish(run)
-        events = history(run)
+    run = stack.start(input=workflow_input(receiver.publish_url))
+    review = run.waiting_task("review", timeout=RUN_TIMEOUT_S)
+    assert review.input["assignee"] == "editor"
+    assert review.input["group"] == "editors"
+    assert review.input["draft"] == FINAL_DRAFT["body"]
+    assert review.input["score"] == 8.5
+    assert review.input["escalation"] == [{"assignee": "chief-editor", "dueIn": "1h"}]
+    assert receiver.publications == []
+    run.answer("review", {"approved": True, "comments": "Ship it."})
+    state = finish(run)
+    events = history(run)
 
     assert state.status == "COMPLETED", state.reason
     assert state.output == expected_output(receiver)
@@ -109,15 +123,14 @@ def test_approved_article_is_published_after_two_drafts(
 
 
 def test_rejected_article_fails_the_run_with_the_comments(
-    topics: Settings, receiver: PublicationReceiver
+    stack: ExampleStack, receiver: PublicationReceiver
 ) -> None:
     """A rejection ends the run FAILED with the editor's comments, and nothing is published."""
     comments = "Too shallow: say how schemas evolve."
-    example = content_example(receiver.publish_url, drive=editor(approved=False, comments=comments))
-    with ExampleStack(example, topics, embedded_broker=False) as stack:
-        run = stack.start()
-        state = stack.finish(run)
-        events = history(run)
+    run = stack.start(input=workflow_input(receiver.publish_url))
+    editor(approved=False, comments=comments)(run)
+    state = finish(run)
+    events = history(run)
 
     assert state.status == "FAILED"
     assert state.reason == f"rejected by the editor: {comments}"
@@ -131,26 +144,24 @@ def test_rejected_article_fails_the_run_with_the_comments(
 
 
 def test_processor_killed_mid_run_gives_the_same_output_and_one_post(
-    topics: Settings, receiver: PublicationReceiver, tmp_path: Path
+    stack: ExampleStack, receiver: PublicationReceiver
 ) -> None:
     """Killed after the first quality check and again during the review: same output, one POST."""
-    example = dataclasses.replace(content_example(receiver.publish_url), drive=None)
-    with ExampleStack(example, topics, embedded_broker=False, logs=tmp_path) as stack:
-        run = stack.start()
+    run = stack.start(input=workflow_input(receiver.publish_url))
 
-        def first_check_done() -> bool:
-            task = run.state().tasks.get("quality__1")
-            return task is not None and task.status == TaskStatus.COMPLETED
+    def first_check_done() -> bool:
+        task = run.state().tasks.get("quality__1")
+        return task is not None and task.status == TaskStatus.COMPLETED
 
-        assert_eventually(first_check_done, timeout=RUN_TIMEOUT_S, message="quality__1 done")
-        stack.kill_processor()
-        stack.start_processor()
-        run.waiting_task("review", timeout=RUN_TIMEOUT_S)
-        stack.kill_processor()
-        stack.start_processor()
-        run.answer("review", {"approved": True, "comments": "Ship it."})
-        state = finish(run)
-        events = history(run)
+    assert_eventually(first_check_done, timeout=RUN_TIMEOUT_S, message="quality__1 done")
+    stack.kill_processor()
+    stack.start_processor()
+    run.waiting_task("review", timeout=RUN_TIMEOUT_S)
+    stack.kill_processor()
+    stack.start_processor()
+    run.answer("review", {"approved": True, "comments": "Ship it."})
+    state = finish(run)
+    events = history(run)
 
     assert state.status == "COMPLETED", state.reason
     assert state.output == expected_output(receiver)
@@ -161,18 +172,13 @@ def test_processor_killed_mid_run_gives_the_same_output_and_one_post(
 
 
 def test_requirement_without_topic_fails_with_a_clear_reason(
-    topics: Settings, receiver: PublicationReceiver
+    stack: ExampleStack, receiver: PublicationReceiver
 ) -> None:
     """No topic: the intake fails for good, the run FAILED naming the topic, nothing else runs."""
     requirement = {"audience": "backend engineers", "keywords": ["kafka"]}
-    example = content_example(
-        receiver.publish_url, input=workflow_input(receiver.publish_url, requirement)
-    )
-    example = dataclasses.replace(example, drive=None)
-    with ExampleStack(example, topics, embedded_broker=False) as stack:
-        run = stack.start()
-        state = stack.finish(run)
-        events = history(run)
+    run = stack.start(input=workflow_input(receiver.publish_url, requirement))
+    state = finish(run)
+    events = history(run)
 
     assert state.status == "FAILED"
     assert state.reason is not None

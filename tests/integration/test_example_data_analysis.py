@@ -1,6 +1,6 @@
 """The data-analysis example end to end: broker, processor, its worker and the fake LLM server.
 
-Each test runs :data:`examples.data_analysis.EXAMPLE` through :class:`ExampleStack` on the
+The tests share one :class:`ExampleStack` of :data:`examples.data_analysis.EXAMPLE` on the
 session's broker: a clean run with exact statistics, a chart and a report; a run whose processor
 is killed once ``clean`` has completed; and inputs that must fail the run with a clear reason.
 """
@@ -26,6 +26,7 @@ from orchestrator.engine.records import (
     WorkflowCompleted,
 )
 from orchestrator.engine.state import WorkflowState
+from tests.integration.conftest import next_test, shared_example_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -61,12 +62,20 @@ TOTALS = [
 TASKS = ["extract", "clean", "analyse", "statistics", "chart", "analyse_join", "narrate", "report"]
 
 
+@pytest.fixture(scope="module")
+def shared_stack(module_topics: Settings) -> Iterator[ExampleStack]:
+    """The example's stack, always against the scripted fake LLM, shared by the module's tests:
+    each starts runs of its own ids, writing to a directory of its own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("OPENAI_BASE_URL", raising=False)
+        with shared_example_stack(EXAMPLE, module_topics) as running:
+            yield running
+
+
 @pytest.fixture
-def stack(topics: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[ExampleStack]:
-    """The example's stack on the test's topics, always against the scripted fake LLM."""
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    with ExampleStack(EXAMPLE, topics, embedded_broker=False) as running:
-        yield running
+def stack(shared_stack: ExampleStack) -> ExampleStack:
+    """The shared stack, ready for the test."""
+    return next_test(shared_stack)
 
 
 def run_input(output_dir: Path, **changes: Json) -> dict[str, Json]:
@@ -113,6 +122,8 @@ def test_sample_csv_gives_exact_statistics_a_png_chart_and_the_scripted_report(
     stack: ExampleStack, tmp_path: Path
 ) -> None:
     """The sample CSV completes with known stats and drops; the PNG and report.md are written."""
+    assert stack.llm is not None
+    asked = len(stack.llm.requests)
     run = stack.start(input=run_input(tmp_path / "out"))
     state = run.client.wait(run.workflow_id, timeout=WAIT_S)
 
@@ -141,8 +152,7 @@ def test_sample_csv_gives_exact_statistics_a_png_chart_and_the_scripted_report(
     assert "![Total revenue by region](chart.png)" in text
 
     assert_each_task_ran_once(run.client.history(run.workflow_id))
-    assert stack.llm is not None
-    chats = [r for r in stack.llm.requests if r.path == "/v1/chat/completions"]
+    chats = [r for r in stack.llm.requests[asked:] if r.path == "/v1/chat/completions"]
     assert len(chats) == 1
     prompt = chats[0].body["messages"][-1]["content"]
     assert "- West: 2,550 (2 rows)" in prompt
@@ -205,6 +215,8 @@ def test_bad_input_fails_the_run_with_a_reason_that_names_the_problem(
     stack: ExampleStack, tmp_path: Path
 ) -> None:
     """An unknown column, a text measure, no valid rows or a refused path fail the run for good."""
+    assert stack.llm is not None
+    asked = len(stack.llm.requests)
     runs = [
         (case, stack.start(input=run_input(tmp_path / case, **changes)), failing, reason)
         for case, changes, failing, reason in BAD_INPUTS
@@ -222,5 +234,4 @@ def test_bad_input_fails_the_run_with_a_reason_that_names_the_problem(
         assert reason in failures[0].reason, case
         assert "statistics" not in refs.values(), case
         assert not (tmp_path / case).exists(), case
-    assert stack.llm is not None
-    assert not stack.llm.requests
+    assert not stack.llm.requests[asked:]

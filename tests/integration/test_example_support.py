@@ -1,12 +1,13 @@
 """The customer-service example end to end: broker, processor and worker as child processes.
 
-Each test runs ``examples.support`` on the session's broker with its own topics, against the
-fake LLM of ``examples/support/fake_llm.json``, and plays the customer (and the tier-2 agent)
-with :class:`examples.support.Conversation`.
+The tests share one stack of ``examples.support`` on the session's broker, against the fake
+LLM of ``examples/support/fake_llm.json``; each plays the customer (and the tier-2 agent) of
+sessions of its own with :class:`examples.support.Conversation`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from examples.support import (
 )
 from orchestrator.config import Settings
 from orchestrator.engine.records import Event, SignalForwarded, TaskScheduled, WorkflowStatus
+from tests.integration.conftest import next_test, shared_example_stack
 from workers.llm.fake_script import Script
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -73,14 +75,27 @@ def summary(transcript: list[dict[str, Json]]) -> list[dict[str, Json]]:
     return [{key: turn[key] for key in ("user", "route", "by", "reply")} for turn in transcript]
 
 
-def test_scripted_conversation(topics: Settings) -> None:
+@pytest.fixture(scope="module")
+def shared_stack(module_topics: Settings) -> Iterator[ExampleStack]:
+    """The example's stack, shared by the module's tests: each starts sessions of its own ids."""
+    with shared_example_stack(EXAMPLE, module_topics) as running:
+        yield running
+
+
+@pytest.fixture
+def stack(shared_stack: ExampleStack) -> ExampleStack:
+    """The shared stack, ready for the test."""
+    return next_test(shared_stack)
+
+
+def test_scripted_conversation(stack: ExampleStack) -> None:
     """Replies from the KB, the order system and tier 2; the order number is remembered."""
-    with ExampleStack(EXAMPLE, topics, embedded_broker=False) as stack:
-        run = stack.start()
-        state = stack.finish(run)
-        events = run.client.history(run.workflow_id)
-        assert stack.llm is not None
-        requests = stack.llm.requests
+    assert stack.llm is not None
+    asked = len(stack.llm.requests)
+    run = stack.start()
+    state = stack.finish(run)
+    events = run.client.history(run.workflow_id)
+    requests = stack.llm.requests[asked:]
 
     assert state.status is WorkflowStatus.COMPLETED, state.reason
     output = state.output
@@ -118,23 +133,22 @@ def test_scripted_conversation(topics: Settings) -> None:
     assert '"status":"shipped"' in order["messages"][0]["content"]
 
 
-def test_low_confidence_escalates_to_a_human(topics: Settings) -> None:
+def test_low_confidence_escalates_to_a_human(stack: ExampleStack) -> None:
     """A message classified below the default threshold (0.5) goes to tier 2; 0.92 does not."""
-    with ExampleStack(EXAMPLE, topics, embedded_broker=False) as stack:
-        run = stack.start(input={"customer": "Bo"})
-        chat = Conversation(run)
-        turn = chat.send(UNCLEAR)
-        handoff = chat.waiting("agent_handoff")
-        assert handoff.input["assignee"] == "support-tier2"
-        assert handoff.input["reason"] == "confidence 0.3 is below 0.5"
-        assert handoff.input["orderNumber"] is None
-        chat.answer(handoff, {"reply": "Happy to help: what do you need?", "resolved": False})
-        unclear = chat.reply(turn)
-        question = chat.say(QUESTION)
-        chat.say(GOODBYE)
-        chat.answer(chat.waiting("feedback"), {"rating": 9, "comment": "ok"})
-        state = chat.finish()
-        events = run.client.history(run.workflow_id)
+    run = stack.start(input={"customer": "Bo"})
+    chat = Conversation(run)
+    turn = chat.send(UNCLEAR)
+    handoff = chat.waiting("agent_handoff")
+    assert handoff.input["assignee"] == "support-tier2"
+    assert handoff.input["reason"] == "confidence 0.3 is below 0.5"
+    assert handoff.input["orderNumber"] is None
+    chat.answer(handoff, {"reply": "Happy to help: what do you need?", "resolved": False})
+    unclear = chat.reply(turn)
+    question = chat.say(QUESTION)
+    chat.say(GOODBYE)
+    chat.answer(chat.waiting("feedback"), {"rating": 9, "comment": "ok"})
+    state = chat.finish()
+    events = run.client.history(run.workflow_id)
 
     assert (unclear["intent"], unclear["confidence"], unclear["route"]) == (
         "question",
@@ -149,26 +163,25 @@ def test_low_confidence_escalates_to_a_human(topics: Settings) -> None:
     assert state.output["feedback"] == {"rating": None, "comment": "ok"}, "9 is out of 1..5"
 
 
-def test_processor_killed_between_turns(topics: Settings) -> None:
+def test_processor_killed_between_turns(stack: ExampleStack) -> None:
     """A crash between turns loses nothing: the same output as an uninterrupted session."""
-    with ExampleStack(EXAMPLE, topics, embedded_broker=False) as stack:
-        calm = stack.start(workflow_id="support-calm")
-        converse(Conversation(calm))
-        uninterrupted = Conversation(calm).finish()
+    calm = stack.start(workflow_id="support-calm")
+    converse(Conversation(calm))
+    uninterrupted = Conversation(calm).finish()
 
-        crashed = stack.start(workflow_id="support-crash")
-        first = stack.processor
+    crashed = stack.start(workflow_id="support-crash")
+    first = stack.processor
 
-        def crash(turn: int) -> None:
-            if turn == 2:  # the new processor may still be starting when turn 3's message comes
-                stack.kill_processor()
-                stack.start_processor()
+    def crash(turn: int) -> None:
+        if turn == 2:  # the new processor may still be starting when turn 3's message comes
+            stack.kill_processor()
+            stack.start_processor()
 
-        chat = Conversation(crashed)
-        converse(chat, crash)
-        state = chat.finish()
-        events = crashed.client.history(crashed.workflow_id)
-        second = stack.processor
+    chat = Conversation(crashed)
+    converse(chat, crash)
+    state = chat.finish()
+    events = crashed.client.history(crashed.workflow_id)
+    second = stack.processor
 
     assert first is not None
     assert second is not None
@@ -182,31 +195,30 @@ def test_processor_killed_between_turns(topics: Settings) -> None:
     assert len(scheduled(events, "user_message")) == 4
 
 
-def test_session_continues_as_new_with_its_state(topics: Settings) -> None:
+def test_session_continues_as_new_with_its_state(stack: ExampleStack) -> None:
     """With maxTurnsPerRun 2, three turns take two linked runs; the second carries the state."""
-    with ExampleStack(EXAMPLE, topics, embedded_broker=False) as stack:
-        client = stack.client()
-        base = client.start(
-            EXAMPLE.workflow,
-            input={"customer": "Cy", "maxTurnsPerRun": 2},
-            workflow_id="support-long",
-            correlation_id="ticket-7",
-        )
-        chat = Conversation(Run(client, base))
-        order = chat.say(ORDER)
-        turn = chat.send(HUMAN)
-        handoff = chat.waiting("agent_handoff")
-        chat.answer(handoff, tier2_reply(handoff))
-        human = chat.reply(turn)
-        chat.waiting("user_message")
-        # The third message goes to the first run, which forwards it to its successor.
-        client.signal(base, "user_message", output={"text": GOODBYE})
-        goodbye = chat.reply(3)
-        chat.answer(chat.waiting("feedback"), FEEDBACK)
-        final = chat.finish()
-        first = client.status(base)
-        first_events = client.history(base)
-        second_events = client.history(f"{base}~2")
+    client = stack.client()
+    base = client.start(
+        EXAMPLE.workflow,
+        input={"customer": "Cy", "maxTurnsPerRun": 2},
+        workflow_id="support-long",
+        correlation_id="ticket-7",
+    )
+    chat = Conversation(Run(client, base))
+    order = chat.say(ORDER)
+    turn = chat.send(HUMAN)
+    handoff = chat.waiting("agent_handoff")
+    chat.answer(handoff, tier2_reply(handoff))
+    human = chat.reply(turn)
+    chat.waiting("user_message")
+    # The third message goes to the first run, which forwards it to its successor.
+    client.signal(base, "user_message", output={"text": GOODBYE})
+    goodbye = chat.reply(3)
+    chat.answer(chat.waiting("feedback"), FEEDBACK)
+    final = chat.finish()
+    first = client.status(base)
+    first_events = client.history(base)
+    second_events = client.history(f"{base}~2")
 
     assert chat.runs == [base, f"{base}~2"]
     assert (order["turn"], human["turn"], goodbye["turn"]) == (1, 2, 3)

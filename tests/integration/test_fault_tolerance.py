@@ -1,4 +1,8 @@
-"""Fault tolerance against the real broker: retries, timeouts, timers across restarts, lifecycle."""
+"""Fault tolerance against the real broker: retries, timeouts, lifecycle.
+
+The tests share one processor thread and one worker; timers across a processor restart are in
+``test_timer_restart``.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ from orchestrator.engine.records import (
     PauseWorkflow,
     ResumeWorkflow,
     RetryWorkflow,
-    TaskCompleted,
     TaskScheduled,
     TaskStatus,
     TaskTimedOut,
@@ -42,6 +45,11 @@ class Behaviour:
         self.fail_first = 0
         self.hang_first_s = 0.0
 
+    def reset(self) -> None:
+        """No call fails or hangs (calls stay counted per key; each test uses keys of its own)."""
+        self.fail_first = 0
+        self.hang_first_s = 0.0
+
     def work(self, data: dict[str, Json]) -> dict[str, Json]:
         key = str(data.get("key"))
         self.calls[key] = self.calls.get(key, 0) + 1
@@ -53,8 +61,19 @@ class Behaviour:
         return {"call": call}
 
 
-@pytest.fixture
-def behaviour(topics: Settings) -> Iterator[Behaviour]:
+@pytest.fixture(scope="module")
+def topics(module_topics: Settings) -> Settings:
+    """The topics every test of the module shares, with one processor and one worker.
+
+    Each test runs workflows of its own ids, names and worker keys; the task definition of
+    `flaky` one test registers applies to no other test's failures (the others fail only
+    tasks with a task definition inline, which wins).
+    """
+    return module_topics
+
+
+@pytest.fixture(scope="module")
+def flaky_worker(topics: Settings) -> Iterator[Behaviour]:
     """A worker of task type `flaky` in a thread, driven by a Behaviour."""
     state = Behaviour()
     worker = Worker(name="faults")
@@ -67,6 +86,13 @@ def behaviour(topics: Settings) -> Iterator[Behaviour]:
     yield state
     stop.set()
     thread.join(30)
+
+
+@pytest.fixture
+def behaviour(flaky_worker: Behaviour) -> Behaviour:
+    """The shared worker's Behaviour, with nothing failing or hanging to begin with."""
+    flaky_worker.reset()
+    return flaky_worker
 
 
 def one_task(name: str, **task_extra: Json) -> Any:
@@ -98,7 +124,7 @@ def warm_up(client: Client) -> None:
 def test_retries_from_a_registered_task_definition(
     topics: Settings,
     client: Client,
-    processor_thread: Processor,
+    module_processor: Processor,
     behaviour: Behaviour,
     tmp_path: Path,
 ) -> None:
@@ -120,7 +146,7 @@ def test_retries_from_a_registered_task_definition(
 
 
 def test_exhausted_retries_fail_and_dead_letter_then_retry_recovers(
-    topics: Settings, client: Client, processor_thread: Processor, behaviour: Behaviour
+    topics: Settings, client: Client, module_processor: Processor, behaviour: Behaviour
 ) -> None:
     """A task out of retries fails the workflow and lands in dead-letters; `retry` re-drives it."""
     behaviour.fail_first = 2
@@ -145,7 +171,7 @@ def test_exhausted_retries_fail_and_dead_letter_then_retry_recovers(
 
 
 def test_response_timeout_retries_a_hung_attempt(
-    topics: Settings, client: Client, processor_thread: Processor, behaviour: Behaviour
+    topics: Settings, client: Client, module_processor: Processor, behaviour: Behaviour
 ) -> None:
     """An attempt silent past responseTimeoutSeconds times out; the retry completes the run."""
     warm_up(client)  # a response timeout counts from dispatch: the worker must be there
@@ -170,7 +196,7 @@ def test_response_timeout_retries_a_hung_attempt(
 
 
 def test_pause_and_resume(
-    topics: Settings, client: Client, processor_thread: Processor, behaviour: Behaviour
+    topics: Settings, client: Client, module_processor: Processor, behaviour: Behaviour
 ) -> None:
     """A paused workflow schedules nothing new; resume lets it finish."""
     definition = parse_definition(
@@ -203,51 +229,8 @@ def test_pause_and_resume(
     assert client.wait("p1", timeout=30).status == "COMPLETED"
 
 
-@pytest.mark.timeout(180)
-def test_a_timer_due_while_no_processor_runs_fires_once_on_start(
-    topics: Settings, client: Client, processor_processes: Any, tmp_path: Path
-) -> None:
-    """A WAIT that comes due while the processor is down completes once when it starts again."""
-    client.register(
-        [
-            parse_definition(
-                {
-                    "name": "sleepy",
-                    "tasks": [
-                        {
-                            "name": "w",
-                            "taskReferenceName": "w",
-                            "type": "WAIT",
-                            "inputParameters": {"duration": "3s"},
-                        }
-                    ],
-                }
-            )
-        ]
-    )
-    processor = processor_processes.start("timers")
-    client.start("sleepy", workflow_id="s1")
-
-    def scheduled() -> bool:
-        try:
-            return "w" in client.status("s1").tasks
-        except WorkflowNotFoundError:
-            return False
-
-    assert_eventually(scheduled, timeout=60)
-    processor_processes.kill(processor)
-    time.sleep(4)  # the timer comes due while no processor runs (that is the point of the test)
-    processor_processes.start("timers")
-    state = client.wait("s1", timeout=60)
-    assert state.status == "COMPLETED"
-    completions = [
-        e for e in client.history("s1") if isinstance(e, TaskCompleted) and e.task_id == "w"
-    ]
-    assert len(completions) == 1
-
-
 def test_workers_acknowledge_tasks_with_a_poll_timeout(
-    topics: Settings, client: Client, processor_thread: Processor, behaviour: Behaviour
+    topics: Settings, client: Client, module_processor: Processor, behaviour: Behaviour
 ) -> None:
     """With pollTimeoutSeconds, the worker reports IN_PROGRESS on pick-up; no timeout fires."""
     warm_up(client)

@@ -1,8 +1,11 @@
-"""The worker runtime on the real broker: results, failures, dead letters, stop, concurrency."""
+"""The worker runtime on the real broker: results, failures, dead letters, stop, concurrency.
+
+Task commands go in and results come out without a processor; workflows end to end with one are
+in ``test_worker_workflows``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -20,27 +23,14 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from structlog.testing import capture_logs
 
-import workers
-from orchestrator.client import Client
 from orchestrator.config import Settings
-from orchestrator.dsl import load_definition_file, parse_definition
-from orchestrator.engine.records import (
-    DeadLetter,
-    ExecuteTask,
-    ResultStatus,
-    TaskFailed,
-    TaskResult,
-    WorkflowFailed,
-    WorkflowStatus,
-)
+from orchestrator.engine.records import DeadLetter, ExecuteTask, ResultStatus, TaskResult
 from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import admin_client, make_consumer, make_producer, produce_and_wait
 from orchestrator.log.partitioning import partition_for
 from orchestrator.log.topics import Topics, ensure_task_topic
-from orchestrator.processor.loop import Processor
-from orchestrator.worker import TaskContext, TerminalError, Worker
+from orchestrator.worker import Worker
 from tests.helpers import assert_eventually
-from workers.examples import worker as example_worker
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +75,14 @@ def execute_task(task_type: str, task_input: Any = None, workflow_id: str = "") 
         input=task_input if task_input is not None else {},
         workflow_name="direct",
     )
+
+
+def id_off_partition(settings: Settings, partition: int) -> str:
+    """A fresh workflow id whose records do not land on ``partition``."""
+    while True:
+        workflow_id = f"wf-{uuid4().hex[:8]}"
+        if partition_for(workflow_id, settings.partitions) != partition:
+            return workflow_id
 
 
 def send(producer: Producer, settings: Settings, task: ExecuteTask) -> tuple[int, int]:
@@ -226,176 +224,6 @@ def group_of(settings: Settings, task_type: str) -> str:
     return f"{settings.topic_prefix}worker.{task_type}"
 
 
-# End to end with the processor -----------------------------------------------------------------
-
-
-def test_three_task_workflow_completes_with_expected_output(
-    processor_thread: Processor, client: Client, topics: Settings
-) -> None:
-    """A workflow of three worker tasks completes with outputs fed from task to task."""
-    worker = Worker(name="trio")
-
-    @worker.task("fetch_data")
-    def fetch(task_input: dict[str, int]) -> dict[str, list[int]]:
-        start = task_input["start"]
-        return {"items": [start, start + 1, start + 2]}
-
-    @worker.task("scale")
-    def scale(task_input: dict[str, Any]) -> list[int]:
-        return [item * task_input["factor"] for item in task_input["items"]]
-
-    @worker.task("summarize")
-    def summarize(task_input: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
-        return {"total": sum(task_input["values"]), "by": ctx.ref_name}
-
-    client.register(
-        [
-            parse_definition(
-                {
-                    "name": "trio",
-                    "tasks": [
-                        {
-                            "name": "fetch_data",
-                            "taskReferenceName": "fetch",
-                            "inputParameters": {"start": "${workflow.input.start}"},
-                        },
-                        {
-                            "name": "scale",
-                            "taskReferenceName": "scale",
-                            "inputParameters": {"items": "${fetch.output.items}", "factor": 10},
-                        },
-                        {
-                            "name": "summarize",
-                            "taskReferenceName": "sum",
-                            "inputParameters": {"values": "${scale.output.result}"},
-                        },
-                    ],
-                    "outputParameters": {"total": "${sum.output.total}", "by": "${sum.output.by}"},
-                }
-            )
-        ]
-    )
-    with running(worker, topics):
-        workflow_id = client.start("trio", input={"start": 4})
-        state = client.wait(workflow_id, timeout=WAIT_S)
-    assert state.status is WorkflowStatus.COMPLETED
-    assert state.output == {"total": 150, "by": "sum"}
-
-
-def test_failing_handler_fails_the_workflow_with_type_and_message(
-    processor_thread: Processor, client: Client, topics: Settings
-) -> None:
-    """A raised exception shows in TaskFailed (type, message) and in the WorkflowFailed reason."""
-    worker = Worker(name="failing")
-
-    @worker.task("explode")
-    def explode(task_input: dict[str, Any]) -> None:
-        if task_input.get("terminal"):
-            raise TerminalError("input can never work")
-        raise ValueError("disk on fire")
-
-    client.register(
-        [
-            parse_definition(
-                {
-                    "name": "boom",
-                    "tasks": [
-                        {
-                            "name": "explode",
-                            "taskReferenceName": "explode",
-                            "inputParameters": {"terminal": "${workflow.input.terminal}"},
-                        }
-                    ],
-                }
-            )
-        ]
-    )
-    with running(worker, topics):
-        retryable = client.start("boom", input={"terminal": False})
-        terminal = client.start("boom", input={"terminal": True})
-        assert client.wait(retryable, timeout=WAIT_S).status is WorkflowStatus.FAILED
-        assert client.wait(terminal, timeout=WAIT_S).status is WorkflowStatus.FAILED
-    history = client.history(retryable)
-    [task_failed] = [e for e in history if isinstance(e, TaskFailed)]
-    [workflow_failed] = [e for e in history if isinstance(e, WorkflowFailed)]
-    assert (task_failed.error_type, task_failed.reason, task_failed.terminal) == (
-        "ValueError",
-        "disk on fire",
-        False,
-    )
-    assert "disk on fire" in workflow_failed.reason
-    [terminal_failed] = [e for e in client.history(terminal) if isinstance(e, TaskFailed)]
-    assert (terminal_failed.error_type, terminal_failed.terminal) == ("TerminalError", True)
-    assert terminal_failed.reason == "input can never work"
-
-
-def test_async_handler_completes_with_its_context(
-    processor_thread: Processor, client: Client, topics: Settings
-) -> None:
-    """An async handler runs on the worker's loop and sees the task's context."""
-    worker = Worker(name="async")
-
-    @worker.task("think")
-    async def think(task_input: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
-        await asyncio.sleep(0.01)
-        return {
-            "answer": task_input["question"].upper(),
-            "workflow_id": ctx.workflow_id,
-            "ref": ctx.ref_name,
-            "workflow_name": ctx.workflow_name,
-            "attempt": ctx.attempt,
-        }
-
-    client.register(
-        [
-            parse_definition(
-                {
-                    "name": "ask",
-                    "tasks": [
-                        {
-                            "name": "think",
-                            "taskReferenceName": "thought",
-                            "inputParameters": {"question": "${workflow.input.q}"},
-                        }
-                    ],
-                    "outputParameters": {"out": "${thought.output}"},
-                }
-            )
-        ]
-    )
-    with running(worker, topics):
-        workflow_id = client.start("ask", input={"q": "why"})
-        state = client.wait(workflow_id, timeout=WAIT_S)
-    assert state.status is WorkflowStatus.COMPLETED
-    assert state.output == {
-        "out": {
-            "answer": "WHY",
-            "workflow_id": workflow_id,
-            "ref": "thought",
-            "workflow_name": "ask",
-            "attempt": 1,
-        }
-    }
-
-
-def test_example_content_pipeline_publishes_the_article(
-    processor_thread: Processor, client: Client, topics: Settings
-) -> None:
-    """The example workers run the shipped content_pipeline.json to a published article."""
-    definitions = load_definition_file(Path(workers.__file__).parent / "content_pipeline.json")
-    client.register(definitions)
-    with running(example_worker, topics):
-        workflow_id = client.start("content_pipeline", input={"topic": "vector databases"})
-        state = client.wait(workflow_id, timeout=WAIT_S)
-    assert state.status is WorkflowStatus.COMPLETED
-    assert state.output == {
-        "url": "https://example.com/articles/vector-databases-a-friendly-overview",
-        "title": "Vector Databases: A Friendly Overview",
-        "score": 0.87,
-        "sources": [f"https://example.org/vector-databases/{n}" for n in (1, 2, 3)],
-    }
-
-
 # The worker alone: task commands in, results out -----------------------------------------------
 
 
@@ -414,7 +242,8 @@ def test_garbage_goes_to_dead_letters_and_the_worker_goes_on(
     garbage = b"\x00definitely not avro"
     with running(worker, topics):
         where = send_raw(producer, tasks_topic, "wf-garbage", garbage, partition=2)
-        task = execute_task("echo", {"said": "hello"})
+        # On another partition, so the commit checked below is the dead-lettered record's alone.
+        task = execute_task("echo", {"said": "hello"}, workflow_id=id_off_partition(topics, 2))
         send(producer, topics, task)
         letters = tails(names.dead_letters)
         letters.until(lambda _: letters.records(DeadLetter))

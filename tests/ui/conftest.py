@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported for tests/ui
+    _short_session_timeout,
     api_factory,
     api_server,
     processor_thread,
