@@ -132,6 +132,7 @@ def running_processor(settings: Settings) -> Iterator[Processor]:
     finally:
         stop.set()
         thread.join(30)
+    assert not thread.is_alive(), "the processor did not stop"
 
 
 @pytest.fixture

@@ -29,36 +29,16 @@ from orchestrator.engine.records import TERMINAL_EVENTS, Event
 from orchestrator.engine.state import WorkflowState
 from orchestrator.errors import WorkflowNotFoundError
 from orchestrator.log.reader import read_events
-from orchestrator.processor.loop import Processor
 from orchestrator.processor.rebuild import digest, rebuild
 from tests.conductor_defs.cases import Case, cases, definitions
 from tests.conductor_defs.workers import worker
 from tests.helpers import assert_eventually
+from tests.integration.conftest import running_processor
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 Json = Any
 WAIT_S = 90.0
-
-
-@contextlib.contextmanager
-def processor_running(settings: Settings) -> Iterator[Processor]:
-    """A processor thread, ready; stopped (its stores closed) on the way out.
-
-    The conftest's ``processor_thread`` runs until the test ends; this test must stop it
-    midway, because the live stores are read and rebuilt while no processor holds them.
-    """
-    processor = Processor(settings, "conductor-defs")
-    stop = threading.Event()
-    thread = threading.Thread(target=processor.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        assert processor.ready.wait(30), "the processor got no partitions within 30 s"
-        yield processor
-    finally:
-        stop.set()
-        thread.join(30)
-    assert not thread.is_alive(), "the processor did not stop"
 
 
 @contextlib.contextmanager
@@ -152,7 +132,7 @@ def test_conductor_cases_end_to_end_then_rebuild_matches_live(
     run = uuid4().hex[:6]
     started = {case.name: (case, f"{case.name}-{run}") for case in cases()}
     client.register(definitions())
-    with processor_running(topics), worker_running(topics):
+    with running_processor(topics), worker_running(topics):
         for case, workflow_id in started.values():
             client.start(case.name, input=case.input, workflow_id=workflow_id)
         for case, workflow_id in started.values():

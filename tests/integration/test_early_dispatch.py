@@ -28,8 +28,8 @@ from orchestrator.log.scan import read_messages
 from orchestrator.log.topics import Topics
 from orchestrator.processor import loop
 from orchestrator.processor.dispatch import Dispatcher
-from orchestrator.processor.loop import Processor
 from orchestrator.worker import Worker
+from tests.integration.conftest import running_processor
 
 pytestmark = pytest.mark.integration
 
@@ -49,24 +49,18 @@ PAIR = parse_definition(
 
 def run_pair(processor_settings: Settings, client: Client, workflow_id: str, v: int) -> Any:
     """Run ``pair`` to its end with a processor of ``processor_settings`` and a doubling worker."""
-    processor = Processor(processor_settings, "early")
-    stops = [threading.Event(), threading.Event()]
+    stop = threading.Event()
     worker = Worker(name="doubler")
     worker.task("double")(lambda task_input: {"v": task_input["v"] * 2})
-    threads = [
-        threading.Thread(target=processor.run, args=(stops[0],), daemon=True),
-        threading.Thread(
-            target=worker.run, args=(client.settings,), kwargs={"stop": stops[1]}, daemon=True
-        ),
-    ]
-    for thread in threads:
+    thread = threading.Thread(
+        target=worker.run, args=(client.settings,), kwargs={"stop": stop}, daemon=True
+    )
+    with running_processor(processor_settings):
         thread.start()
-    try:
-        assert processor.ready.wait(30), "the processor got no partitions within 30 s"
-        client.start("pair", input={"v": v}, workflow_id=workflow_id)
-        return client.wait(workflow_id, timeout=60)
-    finally:
-        for stop, thread in zip(stops, threads, strict=True):
+        try:
+            client.start("pair", input={"v": v}, workflow_id=workflow_id)
+            return client.wait(workflow_id, timeout=60)
+        finally:
             stop.set()
             thread.join(30)
 
