@@ -111,7 +111,7 @@ class TaskConsumer(GroupMember):
         finally:
             self._closed = True
             self.subscribed = False
-            self._consumer.close()
+            self._leave()
             self._log.info("consumer closed")
 
     # Fetching ---------------------------------------------------------------------------------

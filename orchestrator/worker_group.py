@@ -9,6 +9,7 @@ away and commit what is done there first. :class:`GroupMember` is that shared pa
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -16,6 +17,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from orchestrator.worker_offsets import OffsetTracker
 
 __all__ = ["GroupMember", "commit_offsets", "failed_commits"]
+
+LEAVE_TIMEOUT_S = 5.0
 
 
 def commit_offsets(
@@ -65,6 +68,24 @@ class GroupMember:
     _tracker: OffsetTracker
     _paused: bool
     _log: Any
+
+    def _leave(self, timeout_s: float = LEAVE_TIMEOUT_S) -> None:
+        """Hand the partitions back in an ordinary poll, then close the consumer.
+
+        Closing a consumer that still holds partitions runs the revoke inside
+        ``Consumer.close``, where confluent-kafka asks librdkafka for the rebalance protocol
+        while holding the GIL; seen once here, that request was never answered and the whole
+        process hung. Unsubscribing first revokes during ``consume``, and close has nothing
+        left to revoke.
+        """
+        try:
+            self._consumer.unsubscribe()
+            deadline = time.monotonic() + timeout_s
+            while self._consumer.assignment() and time.monotonic() < deadline:
+                self._consumer.consume(1, 0.05)
+        except KafkaException as exc:
+            self._log.warning("leaving the group failed; closing anyway", error=str(exc))
+        self._consumer.close()
 
     def _forget(self, numbers: list[int]) -> None:
         """Drop what is held of partitions ``numbers``: their next owner gets it, uncommitted."""

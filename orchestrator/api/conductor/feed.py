@@ -222,7 +222,7 @@ class Feed(GroupMember):
             self._log.exception("polling bridge consumer failed")
             raise
         finally:
-            self._consumer.close()
+            self._leave()
 
     def _fetch(self) -> None:
         with self._lock:
