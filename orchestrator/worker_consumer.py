@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, KafkaError, Message
 
 from orchestrator.config import Settings
 from orchestrator.engine.records import ExecuteTask, TaskResult
-from orchestrator.errors import BrokerError, OrchestratorError
+from orchestrator.errors import OrchestratorError
 from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import make_consumer
 from orchestrator.observability import instruments
@@ -35,7 +35,7 @@ from orchestrator.observability.propagation import header
 from orchestrator.observability.worker import TaskAttempt
 from orchestrator.telemetry import get_logger
 from orchestrator.worker_executors import HandlerLoop, HandlerThreads, Slots
-from orchestrator.worker_group import GroupMember
+from orchestrator.worker_group import GroupMember, position
 from orchestrator.worker_handlers import Handler, picked_up
 from orchestrator.worker_offsets import OffsetTracker
 from orchestrator.worker_publisher import Publisher
@@ -97,12 +97,7 @@ class TaskConsumer(GroupMember):
     def run(self, halt: threading.Event, grace_period: float) -> None:
         """Consume until ``halt`` is set, then let handlers finish, commit, and leave the group."""
         try:
-            self._consumer.subscribe(
-                [self.topic],
-                on_assign=self._on_assign,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_lost,
-            )
+            self._subscribe()
             self.subscribed = True
             self._log.info("consuming", topic=self.topic)
             while not halt.is_set():
@@ -156,7 +151,7 @@ class TaskConsumer(GroupMember):
             if error is not None:
                 self._consumer_error(error)
                 continue
-            _, partition, offset = _position(message)
+            partition, offset = position(message)
             self._tracker.started(partition, offset)
             task = self._decode(message)
             if task is not None:
@@ -166,14 +161,8 @@ class TaskConsumer(GroupMember):
         # bound rather than being dropped.
         self._shared.slots.release(reserved - used)
 
-    def _consumer_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            raise BrokerError(f"fatal consumer error on {self.topic}: {error.str()}")
-        if error.code() != KafkaError._PARTITION_EOF:
-            self._log.warning("consumer error", code=error.name(), reason=error.str())
-
     def _dead_letter(self, message: Message, reason: str) -> None:
-        _, partition, offset = _position(message)
+        partition, offset = position(message)
         self._publisher.dead_letter(message, reason, partial(self._delivered, partition, offset))
 
     def _decode(self, message: Message) -> ExecuteTask | None:
@@ -319,14 +308,6 @@ def health_port(settings: Settings, consumers: Sequence[TaskConsumer]) -> Iterat
     finally:
         if server is not None:
             server.close()
-
-
-def _position(message: Message) -> tuple[str, int, int]:
-    """Topic, partition and offset of a consumed record (never None for a record)."""
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    if topic is None or partition is None or offset is None:
-        raise BrokerError("the consumer returned a record without topic, partition or offset")
-    return topic, partition, offset
 
 
 def _ignore_delivery(error: KafkaError | None, message: Message) -> None:

@@ -12,13 +12,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from orchestrator.errors import BrokerError
 from orchestrator.worker_offsets import OffsetTracker
 
-__all__ = ["GroupMember", "commit_offsets", "failed_commits"]
+__all__ = ["GroupMember", "commit_offsets", "failed_commits", "position"]
 
 LEAVE_TIMEOUT_S = 5.0
+
+
+def position(message: Message) -> tuple[int, int]:
+    """Partition and offset of a consumed record (never None for a record)."""
+    partition, offset = message.partition(), message.offset()
+    if partition is None or offset is None:
+        raise BrokerError("the consumer returned a record without partition or offset")
+    return partition, offset
 
 
 def commit_offsets(
@@ -29,7 +38,7 @@ def commit_offsets(
         return
     positions = [TopicPartition(topic, p, o) for p, o in offsets.items()]
     try:
-        if asynchronous:
+        if asynchronous:  # two calls: the stubs type each mode by a Literal
             consumer.commit(offsets=positions, asynchronous=True)
         else:
             consumer.commit(offsets=positions, asynchronous=False)
@@ -68,6 +77,22 @@ class GroupMember:
     _tracker: OffsetTracker
     _paused: bool
     _log: Any
+
+    def _subscribe(self) -> None:
+        """Join the group for ``topic`` with this member's rebalance callbacks."""
+        self._consumer.subscribe(
+            [self.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        """Raise on a fatal consumer error; log any other but the end of a partition."""
+        if error.fatal():
+            raise BrokerError(f"fatal consumer error on {self.topic}: {error.str()}")
+        if error.code() != KafkaError._PARTITION_EOF:
+            self._log.warning("consumer error", code=error.name(), reason=error.str())
 
     def _leave(self, timeout_s: float = LEAVE_TIMEOUT_S) -> None:
         """Hand the partitions back in an ordinary poll, then close the consumer.

@@ -21,12 +21,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.config import Settings
 from orchestrator.engine.records import ExecuteTask, ResultStatus
-from orchestrator.errors import BrokerError, OrchestratorError
+from orchestrator.errors import OrchestratorError
 from orchestrator.log.codec import CODEC
 from orchestrator.log.kafka import admin_client, make_consumer
 from orchestrator.log.topics import ensure_task_topic
 from orchestrator.telemetry import get_logger
-from orchestrator.worker_group import GroupMember
+from orchestrator.worker_group import GroupMember, position
 from orchestrator.worker_offsets import OffsetTracker
 
 __all__ = ["Feed", "Handout", "Lease", "PollingConfig"]
@@ -198,12 +198,7 @@ class Feed(GroupMember):
 
     def _run(self) -> None:
         try:
-            self._consumer.subscribe(
-                [self.topic],
-                on_assign=self._on_assign,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_lost,
-            )
+            self._subscribe()
             self._log.info("polling bridge consuming", topic=self.topic)
             next_commit = next_expiry = 0.0
             while not self._stop.is_set():
@@ -240,12 +235,9 @@ class Feed(GroupMember):
     def _command(self, message: Message) -> _Command | None:
         error = message.error()
         if error is not None:
-            if error.fatal():
-                raise BrokerError(f"fatal consumer error on {self.topic}: {error.str()}")
+            self._consumer_error(error)
             return None
-        partition, offset = message.partition(), message.offset()
-        assert partition is not None  # a record always has both
-        assert offset is not None
+        partition, offset = position(message)
         self._tracker.started(partition, offset)
         try:
             record = CODEC.decode(message.value())
