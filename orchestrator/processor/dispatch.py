@@ -35,20 +35,17 @@ class Dispatcher:
 
     def __init__(self, settings: Settings) -> None:
         self._producer = make_producer(settings, None, **{"linger.ms": 0})
-        self._pending = 0
         self._failures: list[str] = []
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: list[Any]) -> None:
         """Produce one command now; its acknowledgement is checked by :meth:`confirm`."""
-        self._pending += 1
         self._producer.produce(topic, key=key, value=value, headers=headers, on_delivery=self._on)
-        self._producer.poll(0)
 
     def confirm(self, timeout_s: float) -> None:
         """Wait for every command sent since the last call; raise if any was not delivered."""
-        if self._pending and self._producer.flush(timeout_s):
+        if self._producer.flush(timeout_s):  # returns how many are still unacknowledged
             self._failures.append(f"{len(self._producer)} commands not acknowledged in time")
-        failures, self._failures, self._pending = self._failures, [], 0
+        failures, self._failures = self._failures, []
         if failures:
             raise TransactionError(f"early dispatch failed: {'; '.join(failures[:3])}")
 

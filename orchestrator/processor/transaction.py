@@ -11,7 +11,6 @@ instance that lost its partitions (KIP-447).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -31,8 +30,6 @@ from orchestrator.processor.dispatch import Dispatcher
 from orchestrator.telemetry import get_logger
 
 __all__ = ["TX_TIMEOUT_S", "Transaction"]
-
-_Send = Callable[[str, bytes | None, bytes, HeaderList], None]
 
 log = get_logger(__name__)
 TX_TIMEOUT_S = 30.0
@@ -79,28 +76,23 @@ class Transaction:
                 partition = message.partition()
                 last_offsets[partition] = max(last_offsets.get(partition, -1), message.offset())
 
-        commands = [o for o in batch.outbox if isinstance(o.record, ExecuteTask)]
-        for task_type in {getattr(o.record, "task_type", "") for o in commands}:
-            ensure_task_topic(self._admin, self.settings, task_type)
-        early = self._dispatcher
+        early, in_transaction = self._split_outbox(batch)
         began = time.perf_counter()
         try:
-            if early is not None:
-                for command in commands:
-                    self._produce_outbound(batch, command, early.send)
+            for command in early:
+                self._produce_outbound(batch, command, self._dispatcher)
             self._producer.begin_transaction()
             for partition, event in batch.events:
                 self._produce_event(batch, partition, event, delivered)
-            for outbound in batch.outbox:
-                if early is None or not isinstance(outbound.record, ExecuteTask):
-                    self._produce_outbound(batch, outbound)
+            for outbound in in_transaction:
+                self._produce_outbound(batch, outbound)
             for letter in batch.dead_letters:
                 self._produce(self.topics.dead_letters, letter.key, letter)
             self._producer.send_offsets_to_transaction(
                 self._fencing_offsets(batch), self._consumer.consumer_group_metadata(), TX_TIMEOUT_S
             )
-            if early is not None:
-                early.confirm(TX_TIMEOUT_S)
+            if self._dispatcher is not None:
+                self._dispatcher.confirm(TX_TIMEOUT_S)
             self._producer.commit_transaction(TX_TIMEOUT_S)
         except (KafkaException, TransactionError) as exc:
             self._abort()
@@ -110,6 +102,19 @@ class Transaction:
         self._telemetry.metrics.commit_duration.record(time.perf_counter() - began)
         self._producer.poll(0)
         return last_offsets
+
+    def _split_outbox(self, batch: Batch) -> tuple[list[Outbound], list[Outbound]]:
+        """The task commands to send early (none without a dispatcher), and the records left for
+        the transaction, in order. Every command's topic exists once this returns."""
+        commands: list[Outbound] = []
+        others: list[Outbound] = []
+        for outbound in batch.outbox:
+            if isinstance(outbound.record, ExecuteTask):
+                ensure_task_topic(self._admin, self.settings, outbound.record.task_type)
+                commands.append(outbound)
+            else:
+                others.append(outbound)
+        return (commands, others) if self._dispatcher is not None else ([], batch.outbox)
 
     def _produce_event(self, batch: Batch, partition: int, event: Event, delivered: Any) -> None:
         self._producer.produce(
@@ -122,7 +127,7 @@ class Transaction:
         )
 
     def _produce_outbound(
-        self, batch: Batch, outbound: Outbound, send: _Send | None = None
+        self, batch: Batch, outbound: Outbound, early: Dispatcher | None = None
     ) -> None:
         traceparent = self._telemetry.outbound_traceparent(batch, outbound)
         record = outbound.record
@@ -131,7 +136,7 @@ class Transaction:
             self._produce(self.topics.dead_letters, letter.key, letter, traceparent=traceparent)
             return
         topic, home = self._route(record)
-        self._produce(topic, record.workflow_id, record, home, traceparent=traceparent, send=send)
+        self._produce(topic, record.workflow_id, record, home, traceparent=traceparent, early=early)
 
     def _fencing_offsets(self, batch: Batch) -> list[TopicPartition]:
         """The batch's consumed offsets, plus the positions of every other owned partition.
@@ -190,15 +195,15 @@ class Transaction:
         partition: int | None = None,
         *,
         traceparent: str | None = None,
-        send: _Send | None = None,
+        early: Dispatcher | None = None,
     ) -> None:
-        """Produce ``record`` in the transaction, or through ``send`` (early dispatch)."""
+        """Produce ``record`` in the transaction, or through ``early`` (task commands only)."""
         headers: HeaderList = [("type", CODEC.type_name(record))]
         if traceparent is not None:
             headers.append((TRACEPARENT, traceparent))
         encoded_key, value = (key.encode() if key is not None else None), CODEC.encode(record)
-        if send is not None:  # task commands only, which the partitioner places by key
-            send(topic, encoded_key, value, headers)
+        if early is not None:  # the partitioner places a task command by its key
+            early.send(topic, encoded_key, value, headers)
             return
         kwargs: dict[str, Any] = {} if partition is None else {"partition": partition}
         self._producer.produce(topic, key=encoded_key, value=value, headers=headers, **kwargs)
