@@ -248,6 +248,13 @@ def shared_example_stack(example: Example, settings: Settings) -> Iterator[Examp
             yield stack
 
 
+@pytest.fixture
+def stack(shared_stack: ExampleStack) -> ExampleStack:
+    """The module's ``shared_stack`` (each example test module defines its own), ready for the
+    test: see :func:`next_test`."""
+    return next_test(shared_stack)
+
+
 def next_test(stack: ExampleStack) -> ExampleStack:
     """``stack`` ready for the next test: its fake LLM's script loaded again (rule counts
     forgotten), and a processor running even if the last test failed with it killed."""

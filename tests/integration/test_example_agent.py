@@ -18,7 +18,7 @@ from orchestrator.client import Client
 from orchestrator.config import Settings
 from orchestrator.engine.records import Event, LoopIterated, TaskCompleted, TaskScheduled
 from tests.helpers import assert_eventually
-from tests.integration.conftest import next_test, shared_example_stack
+from tests.integration.conftest import shared_example_stack
 from workers.llm.fake_server import FakeLLM
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -81,12 +81,6 @@ def shared_stack(module_topics: Settings) -> Iterator[ExampleStack]:
     """The example's stack, shared by the module's tests: each starts runs of its own ids."""
     with shared_example_stack(EXAMPLE, module_topics) as running:
         yield running
-
-
-@pytest.fixture
-def stack(shared_stack: ExampleStack) -> ExampleStack:
-    """The shared stack, ready for the test (the fake LLM's script loaded again)."""
-    return next_test(shared_stack)
 
 
 def test_scripted_run_uses_each_tool_then_answers(stack: ExampleStack) -> None:

@@ -27,7 +27,7 @@ from orchestrator.config import Settings
 from orchestrator.engine.records import Event, LoopIterated, TaskScheduled, TaskStatus
 from orchestrator.engine.state import WorkflowState
 from tests.helpers import assert_eventually
-from tests.integration.conftest import next_test, shared_example_stack
+from tests.integration.conftest import shared_example_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -64,13 +64,6 @@ def shared_stack(module_topics: Settings) -> Iterator[ExampleStack]:
     example = dataclasses.replace(content_example(publish_url=""), input={}, drive=None)
     with shared_example_stack(example, module_topics) as running:
         yield running
-
-
-@pytest.fixture
-def stack(shared_stack: ExampleStack) -> ExampleStack:
-    """The shared stack, ready for the test (the fake LLM's script loaded again, so that the
-    first quality check of the run scores 4 again)."""
-    return next_test(shared_stack)
 
 
 @pytest.fixture

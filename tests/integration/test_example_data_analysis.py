@@ -26,7 +26,7 @@ from orchestrator.engine.records import (
     WorkflowCompleted,
 )
 from orchestrator.engine.state import WorkflowState
-from tests.integration.conftest import next_test, shared_example_stack
+from tests.integration.conftest import shared_example_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -70,12 +70,6 @@ def shared_stack(module_topics: Settings) -> Iterator[ExampleStack]:
         patch.delenv("OPENAI_BASE_URL", raising=False)
         with shared_example_stack(EXAMPLE, module_topics) as running:
             yield running
-
-
-@pytest.fixture
-def stack(shared_stack: ExampleStack) -> ExampleStack:
-    """The shared stack, ready for the test."""
-    return next_test(shared_stack)
 
 
 def run_input(output_dir: Path, **changes: Json) -> dict[str, Json]:

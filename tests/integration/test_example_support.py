@@ -27,7 +27,7 @@ from examples.support import (
 )
 from orchestrator.config import Settings
 from orchestrator.engine.records import Event, SignalForwarded, TaskScheduled, WorkflowStatus
-from tests.integration.conftest import next_test, shared_example_stack
+from tests.integration.conftest import shared_example_stack
 from workers.llm.fake_script import Script
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -80,12 +80,6 @@ def shared_stack(module_topics: Settings) -> Iterator[ExampleStack]:
     """The example's stack, shared by the module's tests: each starts sessions of its own ids."""
     with shared_example_stack(EXAMPLE, module_topics) as running:
         yield running
-
-
-@pytest.fixture
-def stack(shared_stack: ExampleStack) -> ExampleStack:
-    """The shared stack, ready for the test."""
-    return next_test(shared_stack)
 
 
 def test_scripted_conversation(stack: ExampleStack) -> None:
